@@ -1,0 +1,232 @@
+//! certbot (Debian package) obtains certificates from the standalone CA
+//! (`site-encrypt ca`); the chain verifies with openssl against the CA root.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Whether `tool` runs; under `CI=true` its absence fails the test.
+fn have(tool: &str) -> bool {
+    let arg = if tool == "openssl" {
+        "version"
+    } else {
+        "--version"
+    };
+    let ok = Command::new(tool)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is required under CI=true (scripts/test installs it)"
+        );
+        eprintln!(
+            "\n!!!!! SKIPPED: {tool} not found; run ./scripts/test as root to install it !!!!!\n"
+        );
+    }
+    ok
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Ca {
+    child: Child,
+    directory: String,
+}
+
+impl Drop for Ca {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_ca(dir: &Path, http_port: u16) -> Ca {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_site-encrypt"))
+        .args([
+            "ca",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-01-port",
+            &http_port.to_string(),
+        ])
+        .arg("--root-out")
+        .arg(dir.join("root.pem"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start site-encrypt ca");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut directory = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if let Some(url) = line.strip_prefix("ACME directory: ") {
+            directory = Some(url.to_owned());
+            break;
+        }
+    }
+    Ca {
+        child,
+        directory: directory.expect("the CA printed its directory URL"),
+    }
+}
+
+fn openssl(args: &[&str], dir: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn certbot_obtains(names: &[&str]) {
+    if !have("certbot") || !have("openssl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let http_port = free_port();
+    let ca = start_ca(d, http_port);
+    let mut cmd = Command::new("certbot");
+    cmd.args([
+        "certonly",
+        "--standalone",
+        "--non-interactive",
+        "--agree-tos",
+    ])
+    .args([
+        "--register-unsafely-without-email",
+        "--server",
+        &ca.directory,
+    ])
+    .args([
+        "--http-01-port",
+        &http_port.to_string(),
+        "--http-01-address",
+        "127.0.0.1",
+    ])
+    .arg("--config-dir")
+    .arg(d.join("config"))
+    .arg("--work-dir")
+    .arg(d.join("work"))
+    .arg("--logs-dir")
+    .arg(d.join("logs"))
+    .args(["--cert-name", "test"])
+    .env("REQUESTS_CA_BUNDLE", d.join("root.pem"));
+    for n in names {
+        cmd.args(["-d", n]);
+    }
+    let out = cmd.output().expect("run certbot");
+    assert!(
+        out.status.success(),
+        "certbot failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = d.join("config/live/test");
+    let cert = live.join("cert.pem");
+    let chain = live.join("chain.pem");
+    let verify = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            chain.to_str().expect("utf8"),
+            cert.to_str().expect("utf8"),
+        ],
+        d,
+    );
+    assert!(verify.trim().ends_with(": OK"), "openssl verify: {verify}");
+    let text = openssl(
+        &[
+            "x509",
+            "-in",
+            cert.to_str().expect("utf8"),
+            "-noout",
+            "-text",
+        ],
+        d,
+    );
+    for n in names {
+        assert!(
+            text.contains(&format!("DNS:{n}")),
+            "{n} missing from SANs:\n{text}"
+        );
+    }
+    let sans = text.matches("DNS:").count();
+    assert_eq!(sans, names.len(), "unexpected extra names:\n{text}");
+    assert!(
+        text.contains("TLS Web Server Authentication"),
+        "serverAuth EKU missing:\n{text}"
+    );
+    assert!(!text.contains("CA:TRUE"), "leaf must not be a CA");
+}
+
+#[test]
+fn certbot_one_name() {
+    certbot_obtains(&["one.test"]);
+}
+
+#[test]
+fn certbot_two_names() {
+    certbot_obtains(&["two.localhost", "www.two.localhost"]);
+}
+
+#[test]
+fn ca_help_documents_every_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_site-encrypt"))
+        .args(["ca", "--help"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--http-01-port",
+        "--tls-alpn-01-port",
+        "--state",
+        "--root-out",
+        "--cert-lifetime",
+        "--allow-name",
+        "--reject-nonces",
+        "--validation-delay",
+    ] {
+        assert!(help.contains(flag), "{flag} is not documented:\n{help}");
+    }
+}
+
+#[test]
+fn ca_bad_flag_fails_clearly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_site-encrypt"))
+        .args(["ca", "--listen", "not-an-address"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--listen") && err.contains("not-an-address"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_site-encrypt"))
+        .args(["ca", "--listen", "10.1.2.3:14000"])
+        .output()
+        .expect("run");
+    assert!(
+        !out.status.success(),
+        "a non-loopback listen address must be refused"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not loopback"));
+}
