@@ -1,0 +1,345 @@
+//! The mid level: certify a set of identifiers end to end.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+use site_encrypt_proto::{
+    AuthorizationStatus, Identifier, KeyPair, KeyType, NewOrder, Order, OrderStatus, Problem,
+    ProblemType,
+};
+use tracing::Instrument;
+
+use crate::solver::Solver;
+use crate::{AccountCredentials, AcmeClient, Error};
+
+/// Options of one certification.
+#[derive(Debug, Clone, Default)]
+pub struct CertifyOptions {
+    /// The certificate key type (default ECDSA P-256).
+    pub key_type: KeyType,
+    /// A profile from the directory's `meta.profiles`.
+    pub profile: Option<String>,
+    /// The ARI certificate ID (RFC 9773) of the certificate this one replaces.
+    pub replaces: Option<String>,
+}
+
+/// A certificate obtained by [`certify`].
+pub struct IssuedCertificate {
+    /// The chain in PEM: leaf first.
+    pub chain_pem: String,
+    /// The certificate's private key.
+    pub key: KeyPair,
+    /// The order URL.
+    pub order_url: String,
+}
+
+impl std::fmt::Debug for IssuedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCertificate")
+            .field("order_url", &self.order_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Obtains a certificate for `identifiers`: new order, every pending
+/// authorization solved in parallel with `solver` (already valid ones are
+/// skipped), a fresh key and CSR, finalize, download. The chain is checked to
+/// match the key and the names before it is returned.
+pub async fn certify<S: Solver>(
+    client: &AcmeClient,
+    account: &AccountCredentials,
+    identifiers: &[Identifier],
+    solver: &S,
+    opts: &CertifyOptions,
+) -> Result<IssuedCertificate, Error> {
+    let Some(first) = identifiers.first() else {
+        return Err(Error::InvalidInput("no identifiers to certify".into()));
+    };
+    let span = tracing::info_span!("certify", domain = %first.value);
+    certify_in_span(client, account, identifiers, solver, opts)
+        .instrument(span)
+        .await
+}
+
+async fn certify_in_span<S: Solver>(
+    client: &AcmeClient,
+    account: &AccountCredentials,
+    identifiers: &[Identifier],
+    solver: &S,
+    opts: &CertifyOptions,
+) -> Result<IssuedCertificate, Error> {
+    let first = &identifiers[0].value;
+    tracing::info!("Ordering a new certificate for domain {first}");
+    let req = NewOrder {
+        identifiers: identifiers.to_vec(),
+        profile: opts.profile.clone(),
+        replaces: opts.replaces.clone(),
+        ..Default::default()
+    };
+    let (order_url, order) = client.new_order(account, &req).await?;
+    tracing::debug!(order = %order_url, "order created");
+
+    if order.status == OrderStatus::Pending {
+        try_join_all(
+            order
+                .authorizations
+                .iter()
+                .map(|url| solve(client, account, url, solver)),
+        )
+        .await?;
+    }
+    let order = poll_order(client, account, &order_url, order, |s| {
+        *s != OrderStatus::Pending
+    })
+    .await?;
+    if order.status != OrderStatus::Ready {
+        return Err(order_failed(&order_url, &order));
+    }
+
+    let key_type = opts.key_type;
+    let key = tokio::task::spawn_blocking(move || KeyPair::generate(key_type))
+        .await
+        .map_err(|e| Error::Csr(format!("key generation task failed: {e}")))??;
+    let csr = build_csr(&key, identifiers)?;
+    let (order, retry) = client.finalize(account, &order.finalize, &csr).await?;
+    let order = if order.status == OrderStatus::Processing {
+        if let Some(d) = retry {
+            tokio::time::sleep(d.min(client.policy().max_retry_after)).await;
+        }
+        poll_order(client, account, &order_url, order, |s| {
+            *s != OrderStatus::Processing
+        })
+        .await?
+    } else {
+        order
+    };
+    if order.status != OrderStatus::Valid {
+        return Err(order_failed(&order_url, &order));
+    }
+    let cert_url = order.certificate.ok_or_else(|| Error::MalformedResponse {
+        op: "order",
+        url: order_url.clone(),
+        detail: "valid order without a certificate URL".into(),
+    })?;
+    let chain = client.certificate(account, &cert_url).await?;
+    check_chain(&chain.pem, &key, identifiers).map_err(|detail| Error::MalformedResponse {
+        op: "certificate",
+        url: cert_url,
+        detail,
+    })?;
+    tracing::info!("New certificate for domain {first} obtained");
+    Ok(IssuedCertificate {
+        chain_pem: chain.pem,
+        key,
+        order_url,
+    })
+}
+
+fn order_failed(url: &str, order: &Order) -> Error {
+    let problem = order.error.clone().unwrap_or_else(|| {
+        Problem::new(
+            ProblemType::ServerInternal,
+            format!("order is {}", order.status),
+        )
+    });
+    Error::OrderFailed {
+        url: url.to_owned(),
+        problem: Box::new(problem),
+    }
+}
+
+async fn solve<S: Solver>(
+    client: &AcmeClient,
+    account: &AccountCredentials,
+    url: &str,
+    solver: &S,
+) -> Result<(), Error> {
+    let (authz, _) = client.authorization(account, url).await?;
+    match &authz.status {
+        AuthorizationStatus::Valid => return Ok(()),
+        AuthorizationStatus::Pending => {}
+        other => {
+            return Err(Error::ChallengeFailed {
+                identifier: authz.identifier.clone(),
+                problem: Box::new(authz_problem(&authz).unwrap_or_else(|| {
+                    Problem::new(
+                        ProblemType::Unauthorized,
+                        format!("authorization is {other}"),
+                    )
+                })),
+            });
+        }
+    }
+    let wanted = solver.challenge_type();
+    let ch = authz
+        .challenges
+        .iter()
+        .find(|c| c.kind == wanted)
+        .ok_or_else(|| Error::NoSuitableChallenge {
+            identifier: authz.identifier.clone(),
+            wanted: wanted.to_string(),
+        })?;
+    let token = ch
+        .token
+        .as_deref()
+        .ok_or_else(|| Error::MalformedResponse {
+            op: "authorization",
+            url: url.to_owned(),
+            detail: "challenge without token".into(),
+        })?;
+    site_encrypt_proto::check_token(token).map_err(|e| Error::MalformedResponse {
+        op: "authorization",
+        url: url.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let key_auth = site_encrypt_proto::key_authorization(token, &account.key.jwk());
+    solver.present(&authz.identifier, token, &key_auth).await?;
+    let result = async {
+        client.challenge_ready(account, &ch.url).await?;
+        poll_authz(client, account, url, solver.fetched(token)).await
+    }
+    .await;
+    solver.cleanup(token).await;
+    result
+}
+
+fn authz_problem(authz: &site_encrypt_proto::Authorization) -> Option<Problem> {
+    authz.challenges.iter().find_map(|c| c.error.clone())
+}
+
+async fn poll_authz(
+    client: &AcmeClient,
+    account: &AccountCredentials,
+    url: &str,
+    fetched: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let policy = client.policy().clone();
+    let start = Instant::now();
+    let mut delay = policy.poll_initial;
+    let mut signalled = false;
+    let mut retry_after: Option<Duration> = None;
+    tokio::pin!(fetched);
+    loop {
+        // Until the token was fetched, the CA's Retry-After is honoured; once
+        // it was, validation is about to finish, so the short backoff rules.
+        let wait = if signalled {
+            delay
+        } else {
+            delay.max(retry_after.unwrap_or_default())
+        };
+        tokio::select! {
+            _ = &mut fetched, if !signalled => { signalled = true; }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let (authz, ra) = client.authorization(account, url).await?;
+        retry_after = ra;
+        match &authz.status {
+            AuthorizationStatus::Valid => return Ok(()),
+            AuthorizationStatus::Pending => {}
+            other => {
+                return Err(Error::ChallengeFailed {
+                    identifier: authz.identifier.clone(),
+                    problem: Box::new(authz_problem(&authz).unwrap_or_else(|| {
+                        Problem::new(
+                            ProblemType::Unauthorized,
+                            format!("authorization became {other}"),
+                        )
+                    })),
+                });
+            }
+        }
+        if start.elapsed() >= policy.poll_timeout {
+            return Err(Error::PollTimeout {
+                what: "authorization",
+                url: url.to_owned(),
+                status: authz.status.to_string(),
+                after: policy.poll_timeout,
+            });
+        }
+        delay = policy.next_delay(delay);
+    }
+}
+
+async fn poll_order(
+    client: &AcmeClient,
+    account: &AccountCredentials,
+    url: &str,
+    mut order: Order,
+    done: impl Fn(&OrderStatus) -> bool,
+) -> Result<Order, Error> {
+    let policy = client.policy().clone();
+    let start = Instant::now();
+    let mut delay = policy.poll_initial;
+    loop {
+        if done(&order.status) || order.status == OrderStatus::Invalid {
+            return Ok(order);
+        }
+        if start.elapsed() >= policy.poll_timeout {
+            return Err(Error::PollTimeout {
+                what: "order",
+                url: url.to_owned(),
+                status: order.status.to_string(),
+                after: policy.poll_timeout,
+            });
+        }
+        let (next, retry) = client.order(account, url).await?;
+        order = next;
+        if done(&order.status) || order.status == OrderStatus::Invalid {
+            return Ok(order);
+        }
+        tokio::time::sleep(delay.max(retry.unwrap_or_default())).await;
+        delay = policy.next_delay(delay);
+    }
+}
+
+/// A DER CSR for `identifiers` signed by `key`, with the names as SANs and an
+/// empty subject.
+pub fn build_csr(key: &KeyPair, identifiers: &[Identifier]) -> Result<Vec<u8>, Error> {
+    let rc_key =
+        rcgen::KeyPair::try_from(key.pkcs8_der()).map_err(|e| Error::Csr(e.to_string()))?;
+    let names: Vec<String> = identifiers.iter().map(|i| i.value.clone()).collect();
+    let mut params = rcgen::CertificateParams::new(names).map_err(|e| Error::Csr(e.to_string()))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params
+        .serialize_request(&rc_key)
+        .map_err(|e| Error::Csr(e.to_string()))?;
+    Ok(csr.der().to_vec())
+}
+
+/// Checks that the chain's leaf carries `key` and names every identifier.
+fn check_chain(pem: &str, key: &KeyPair, identifiers: &[Identifier]) -> Result<(), String> {
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    let ders = site_encrypt_proto::pem::decode_all(pem, "CERTIFICATE");
+    let leaf = ders.first().ok_or("empty chain")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| format!("leaf does not parse: {e}"))?;
+    let ours = rcgen::KeyPair::try_from(key.pkcs8_der()).map_err(|e| e.to_string())?;
+    if cert.public_key().subject_public_key.data.as_ref() != ours.public_key_raw() {
+        return Err("the leaf certificate does not carry our key".into());
+    }
+    let mut names = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for gn in &san.general_names {
+                match gn {
+                    GeneralName::DNSName(n) => names.push(n.to_ascii_lowercase()),
+                    GeneralName::IPAddress(b) if b.len() == 4 => names.push(
+                        std::net::IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())
+                            .to_string(),
+                    ),
+                    GeneralName::IPAddress(b) if b.len() == 16 => names.push(
+                        std::net::IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())
+                            .to_string(),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for id in identifiers {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(&id.value)) {
+            return Err(format!("the certificate does not name {}", id.value));
+        }
+    }
+    Ok(())
+}
