@@ -27,7 +27,6 @@
 
 mod config;
 mod error;
-mod fsutil;
 mod pki;
 mod server;
 mod state;

@@ -16,7 +16,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
 use crate::Error;
-use crate::fsutil::{create_private_dir, write_atomic};
+use site_encrypt_proto::fs::{create_private_dir, write_atomic};
 
 /// Validity of the root: long, since a developer installs it once.
 pub const ROOT_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);

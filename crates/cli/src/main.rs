@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+mod certify;
 use site_encrypt_ca::{CaConfig, LocalCa};
 
 #[derive(Parser, Debug)]
@@ -24,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run the local ACME CA standalone: a fast, strict test CA for any ACME client.
     Ca(CaArgs),
+    /// Obtain a certificate from any ACME CA, answering http-01 with a built-in server.
+    Certify(certify::CertifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -59,7 +63,7 @@ struct CaArgs {
 }
 
 /// Parses `90d`, `6h`, `30m`, `10s`, `500ms`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map(|i| s.split_at(i))
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Ca(args) => run_ca(args).await,
+            Command::Certify(args) => certify::run(args).await,
         }
     });
     match result {

@@ -34,6 +34,7 @@
 mod b64;
 mod challenge;
 mod error;
+pub mod fs;
 mod jwk;
 mod jws;
 mod key;

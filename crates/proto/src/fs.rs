@@ -1,10 +1,15 @@
 //! Atomic, permission-aware file writes for key material.
+//!
+//! The one piece of (std-only, blocking) file I/O in this crate: every crate of
+//! site-encrypt that writes keys or certificates uses it, so they are all
+//! written the same way — temporary file with the final mode, fsync, rename,
+//! fsync of the folder; private folders 0700, keys 0600.
 
 use std::io::Write;
 use std::path::Path;
 
 /// Creates `dir` (and parents) with mode 0700 on Unix.
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -23,7 +28,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Writes `data` to `path` atomically: a temporary file in the same folder with
 /// `mode`, fsync, rename, fsync of the folder.
-pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
