@@ -35,8 +35,11 @@ fn fail(kind: ProblemType, detail: impl Into<String>) -> Problem {
 
 impl Validator {
     pub(crate) fn new(provider: Arc<CryptoProvider>) -> Result<Self, crate::Error> {
+        // TLS 1.3 only: its handshake signature can be checked against the raw
+        // SPKI, which the acmeIdentifier certificate needs (webpki refuses its
+        // critical extension).
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(SelfSignedOk(provider)))
             .with_no_client_auth();
@@ -336,16 +339,14 @@ impl ServerCertVerifier for SelfSignedOk {
 
     fn verify_tls12_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        // Unreachable: the client config offers TLS 1.3 only.
+        Err(rustls::Error::General(
+            "tls-alpn-01 validation uses TLS 1.3 only".into(),
+        ))
     }
 
     fn verify_tls13_signature(
@@ -354,9 +355,13 @@ impl ServerCertVerifier for SelfSignedOk {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        let spki = rustls::pki_types::SubjectPublicKeyInfoDer::from(parsed.public_key().raw);
+        rustls::crypto::verify_tls13_signature_with_raw_key(
             message,
-            cert,
+            &spki,
             dss,
             &self.0.signature_verification_algorithms,
         )

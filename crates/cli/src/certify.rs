@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
+
 use site_encrypt_client::{
     AccountCredentials, AccountOptions, AcmeClient, CertifyOptions, DefaultHttpClient,
     Http01Server, Http01Solver, Identifier, KeyType, certify, ensure_account,
@@ -116,12 +117,12 @@ pub(crate) async fn run(args: CertifyArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
     write_atomic(&cert_path, cert.chain_pem.as_bytes(), 0o644)
         .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
-    println!(
+    say!(
         "Certificate for {} written to {}",
         args.domains.join(", "),
         cert_path.display()
     );
-    println!("Private key written to {}", key_path.display());
-    println!("Took {} ms", started.elapsed().as_millis());
+    say!("Private key written to {}", key_path.display());
+    say!("Took {} ms", started.elapsed().as_millis());
     Ok(())
 }

@@ -8,6 +8,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Prints a line to stdout, ignoring a closed pipe (println! would panic and
+/// turn a clean shutdown into a crash when the reader went away).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod certify;
 use site_encrypt_ca::{CaConfig, LocalCa};
 
@@ -119,15 +128,16 @@ async fn run_ca(args: CaArgs) -> Result<(), String> {
     if let Some(path) = &args.root_out {
         std::fs::write(path, ca.root_pem())
             .map_err(|e| format!("cannot write the root to {}: {e}", path.display()))?;
-        println!("Root certificate written to {}", path.display());
+        say!("Root certificate written to {}", path.display());
     }
-    println!("ACME directory: {}", ca.directory_url());
-    println!(
+    say!("ACME directory: {}", ca.directory_url());
+    say!(
         "http-01 validated on 127.0.0.1:{}, tls-alpn-01 on 127.0.0.1:{}",
-        args.http_01_port, args.tls_alpn_01_port
+        args.http_01_port,
+        args.tls_alpn_01_port
     );
     wait_for_signal().await;
-    println!("Shutting down");
+    say!("Shutting down");
     ca.stop().await;
     Ok(())
 }

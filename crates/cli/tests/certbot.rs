@@ -230,3 +230,28 @@ fn ca_bad_flag_fails_clearly() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not loopback"));
 }
+
+#[test]
+fn ca_stops_cleanly_on_sigterm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut ca = start_ca(tmp.path(), free_port());
+    let pid = ca.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = ca.child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!ca.directory.is_empty());
+}
