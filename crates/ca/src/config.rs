@@ -56,6 +56,9 @@ pub struct Profile {
     pub lifetime: Duration,
 }
 
+/// The CA's source of "now" (issuance, expiry, renewal info).
+pub type NowFn = std::sync::Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>;
+
 /// Configuration of a [`crate::LocalCa`]. Build with [`CaConfig::new`] and the setters.
 ///
 /// ```
@@ -65,8 +68,9 @@ pub struct Profile {
 ///     .cert_lifetime(Duration::from_secs(3600))
 ///     .allow_name("my-site.example");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CaConfig {
+    pub(crate) now: NowFn,
     pub(crate) listen: SocketAddr,
     pub(crate) http01_port: u16,
     pub(crate) tls_alpn01_port: u16,
@@ -80,6 +84,18 @@ pub struct CaConfig {
     pub(crate) validation_delay: Duration,
     pub(crate) validation_timeout: Duration,
     pub(crate) profiles: BTreeMap<String, Profile>,
+}
+
+impl std::fmt::Debug for CaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaConfig")
+            .field("listen", &self.listen)
+            .field("http01_port", &self.http01_port)
+            .field("tls_alpn01_port", &self.tls_alpn01_port)
+            .field("cert_lifetime", &self.cert_lifetime)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for CaConfig {
@@ -109,6 +125,7 @@ impl CaConfig {
             },
         );
         CaConfig {
+            now: std::sync::Arc::new(time::OffsetDateTime::now_utc),
             listen: DEFAULT_LISTEN,
             http01_port: DEFAULT_HTTP01_PORT,
             tls_alpn01_port: DEFAULT_TLS_ALPN01_PORT,
@@ -123,6 +140,21 @@ impl CaConfig {
             validation_timeout: DEFAULT_VALIDATION_TIMEOUT,
             profiles,
         }
+    }
+
+    /// The CA's clock for issuance, expiry and renewal info (default: wall
+    /// time). Services under test with a fake clock pass theirs, so the
+    /// certificates they get are dated in the same time.
+    pub fn now_fn(
+        mut self,
+        now: impl Fn() -> time::OffsetDateTime + Send + Sync + 'static,
+    ) -> Self {
+        self.now = std::sync::Arc::new(now);
+        self
+    }
+
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        (self.now)()
     }
 
     /// Where the ACME API listens; must be a loopback address. Port 0 picks a free port.

@@ -177,6 +177,7 @@ impl Pki {
         csr: &CheckedCsr,
         identifiers: &[Identifier],
         lifetime: Duration,
+        now: OffsetDateTime,
     ) -> Result<Vec<u8>, Error> {
         let mut p = CertificateParams::default();
         p.distinguished_name = DistinguishedName::new();
@@ -192,7 +193,7 @@ impl Pki {
                 _ => SanType::DnsName(id.value.clone().try_into()?),
             });
         }
-        let now = OffsetDateTime::now_utc();
+
         p.not_before = now - crate::config::NOT_BEFORE_BACKDATE;
         p.not_after = p.not_before + lifetime;
         p.serial_number = Some(SerialNumber::from_slice(&positive_serial()));

@@ -17,7 +17,6 @@ use site_encrypt_proto::{
     Identifier, IdentifierType, Jwk, NewAccount, NewOrder, Order, OrderStatus, ParsedJws, Problem,
     ProblemType, RenewalInfo, Revocation, Subproblem, SuggestedWindow,
 };
-use time::OffsetDateTime;
 
 use crate::config::{CaConfig, DEFAULT_ORDER_LIFETIME};
 use crate::pki::{self, Pki, random_id, random_token};
@@ -647,7 +646,7 @@ async fn new_order(
             ));
         }
     }
-    let now = OffsetDateTime::now_utc();
+    let now = app.cfg.now();
     let mut db = app.db();
     if let Some(r) = &req.replaces {
         r.parse::<CertificateId>()
@@ -760,7 +759,7 @@ async fn order(
     let a = authenticate(&app, &headers, &uri, &body, KeyMode::Kid)?;
     let mut db = app.db();
     owned_order(&db, &id, a.account_id())?;
-    db.refresh_order(&id, OffsetDateTime::now_utc());
+    db.refresh_order(&id, app.cfg.now());
     Ok(order_response(&db, &a.base, &id, StatusCode::OK))
 }
 
@@ -776,7 +775,7 @@ async fn finalize(
     let (identifiers, leaf) = {
         let mut db = app.db();
         owned_order(&db, &id, a.account_id())?;
-        db.refresh_order(&id, OffsetDateTime::now_utc());
+        db.refresh_order(&id, app.cfg.now());
         let o = &db.orders[&id];
         if o.status != OrderStatus::Ready {
             return Err(AcmeError::new(
@@ -822,7 +821,7 @@ async fn finalize(
             o.status = OrderStatus::Processing;
         }
         drop(db);
-        let leaf = match app.pki.issue(&csr, &identifiers, lifetime) {
+        let leaf = match app.pki.issue(&csr, &identifiers, lifetime, app.cfg.now()) {
             Ok(leaf) => leaf,
             Err(e) => {
                 let mut db = app.db();
@@ -909,7 +908,7 @@ async fn authz(
             "this authorization belongs to another account",
         ));
     }
-    db.refresh_authz(&id, OffsetDateTime::now_utc());
+    db.refresh_authz(&id, app.cfg.now());
     match update.status {
         None => {}
         Some(AuthorizationStatus::Deactivated) => {
@@ -1016,7 +1015,7 @@ fn record_validation(app: &App, chall: &str, result: Result<(), Problem>) {
     match result {
         Ok(()) => {
             c.status = ChallengeStatus::Valid;
-            c.validated = Some(OffsetDateTime::now_utc());
+            c.validated = Some(app.cfg.now());
         }
         Err(p) => {
             tracing::info!(challenge = %chall, problem = %p, "validation failed");
@@ -1117,7 +1116,7 @@ async fn revoke(
         .get(&facts.cert_id)
         .cloned()
         .ok_or_else(|| not_found("certificate issued by this CA"))?;
-    let now = OffsetDateTime::now_utc();
+    let now = app.cfg.now();
     let c = &db.certs[&cid];
     if c.leaf_der != der {
         return Err(not_found("certificate issued by this CA"));
@@ -1200,7 +1199,7 @@ async fn renewal_info(State(app): State<Shared>, Path(certid): Path<String>) -> 
         .get(&certid)
         .ok_or_else(|| not_found("certificate"))?;
     let c = &db.certs[cid];
-    let now = OffsetDateTime::now_utc();
+    let now = app.cfg.now();
     let window = if c.revoked {
         // A window in the past: renew now (RFC 9773 §4.2).
         SuggestedWindow {
