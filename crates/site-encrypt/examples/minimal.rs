@@ -23,7 +23,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(root) = certifier.local_ca_root_pem() {
         std::fs::write("target/minimal-site/ca-root.pem", root)?;
     }
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello over HTTPS!\n" }));
+    let app =
+        axum::Router::new().route("/", axum::routing::get(|| async { "Hello over HTTPS!\n" }));
     let _servers = site_encrypt::axum::serve(app, &certifier, http, https)?;
     println!("Serving https://minimal.localhost:8443/ (Ctrl-C to stop)");
     tokio::signal::ctrl_c().await?;
