@@ -124,6 +124,8 @@ impl LocalCa {
                     _ = stop.changed() => break,
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
+                        // Small request/response exchanges: never wait for Nagle.
+                        let _ = stream.set_nodelay(true);
                         let acceptor = acceptor.clone();
                         let svc = TowerToHyperService::new(router.clone());
                         conns.spawn(async move {

@@ -123,6 +123,7 @@ impl Validator {
                     format!("cannot connect to {addr} for {url}: {e}"),
                 )
             })?;
+            let _ = stream.set_nodelay(true);
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| fail(ProblemType::Connection, format!("{url}: {e}")))?;

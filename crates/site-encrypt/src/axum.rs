@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use site_encrypt_client::Http01Registry;
@@ -111,6 +112,9 @@ pub fn serve(
     let https_addr = https.local_addr()?;
     let redirect = http_router(certifier.registry(), https_addr.port());
     let t1 = tokio::spawn(async move {
+        let http = http.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let _ = axum::serve(http, redirect).await;
     });
     let t2 = tokio::spawn(serve_tls(app, certifier.resolver(), https));
@@ -128,6 +132,7 @@ pub async fn serve_tls(app: Router, resolver: Arc<CertResolver>, listener: TcpLi
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let svc = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
