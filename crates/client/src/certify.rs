@@ -127,7 +127,7 @@ async fn certify_in_span<S: Solver>(
         url: cert_url,
         detail,
     })?;
-    tracing::info!("New certificate for domain {first} obtained");
+    tracing::debug!("New certificate for domain {first} obtained");
     Ok(IssuedCertificate {
         chain_pem: chain.pem,
         key,
