@@ -76,3 +76,8 @@ pub use site_encrypt_ca as ca;
 pub use site_encrypt_client as client;
 /// The sans-io ACME protocol core.
 pub use site_encrypt_proto as proto;
+
+/// The README's Rust examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
