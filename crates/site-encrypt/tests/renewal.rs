@@ -248,10 +248,10 @@ async fn changed_domains_get_a_new_certificate_at_start() {
 async fn backup_restores_without_certifying_and_the_hook_fires_once_per_certificate() {
     let dir = tempfile::tempdir().expect("tmp");
     let hook_calls = Arc::new(AtomicUsize::new(0));
-    let make = |port: u16| {
+    let make = |port: u16, directory: DirectoryUrl| {
         let calls = hook_calls.clone();
         base(dir.path(), port)
-            .directory(DirectoryUrl::Internal { port: 0 })
+            .directory(directory)
             .backup(dir.path().join("backup").join("certs.tgz"))
             .on_new_certificate(move |cert| {
                 let calls = calls.clone();
@@ -264,7 +264,9 @@ async fn backup_restores_without_certifying_and_the_hook_fires_once_per_certific
             .expect("cfg")
     };
     let mut h = http().await;
-    let mut c = Certifier::start(make(h.port)).await.expect("start");
+    let mut c = Certifier::start(make(h.port, DirectoryUrl::Internal { port: 0 }))
+        .await
+        .expect("start");
     let mut rx = c.events();
     serve_challenges(&mut h, &c);
     let (Event::Obtained { info: original }, _) = until(&mut rx, obtained).await else {
@@ -296,10 +298,19 @@ async fn backup_restores_without_certifying_and_the_hook_fires_once_per_certific
     c.stop().await;
     drop(c);
 
-    // Storage lost; the backup brings it back and it is served as is.
+    // Storage lost; the backup brings it back and it is served as is — with
+    // the CA unreachable, so the CA cannot have been involved.
     std::fs::remove_dir_all(dir.path().join("certs")).expect("wipe storage");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let mut h = http().await;
-    let c = Certifier::start(make(h.port)).await.expect("restart");
+    let offline = DirectoryUrl::Url(format!("https://127.0.0.1:{dead}/dir"));
+    let mut c = Certifier::start(make(h.port, offline))
+        .await
+        .expect("restart");
     let mut rx = c.events();
     serve_challenges(&mut h, &c);
     assert_eq!(
@@ -309,14 +320,31 @@ async fn backup_restores_without_certifying_and_the_hook_fires_once_per_certific
     );
     let (_, seen) = until(&mut rx, |e| matches!(e, Event::RenewalScheduled { .. })).await;
     assert!(
-        !seen.iter().any(|e| matches!(e, Event::Certifying { .. })),
+        !seen
+            .iter()
+            .any(|e| matches!(e, Event::Certifying { .. } | Event::Failed { .. })),
         "no certification: {seen:?}"
+    );
+    assert!(
+        dir.path().join("certs/current/key.pem").exists(),
+        "storage repopulated from the backup"
     );
     assert_eq!(
         hook_calls.load(Ordering::SeqCst),
         1,
         "no new certificate, no hook"
     );
+    assert!(c.status().history.is_empty(), "no attempt was made");
+    c.stop().await;
+    drop(c);
+
+    // Back on a working CA, the restored state certifies normally.
+    let mut h = http().await;
+    let c = Certifier::start(make(h.port, DirectoryUrl::Internal { port: 0 }))
+        .await
+        .expect("restart");
+    serve_challenges(&mut h, &c);
+    assert_eq!(c.status().serving, original);
 
     // A forced certification is one new certificate: one more hook call.
     let forced = c.force_certify().await.expect("force");
