@@ -127,6 +127,10 @@ pub struct ConfigBuilder {
     pub http_port: Option<u16>,
     /// Agree to the CA's terms of service (default true: using the service is agreeing).
     pub agree_tos: Option<bool>,
+    /// With `DirectoryUrl::Internal`: keep the local CA's root and
+    /// intermediate in this folder, so a root that browsers or curl trust
+    /// survives restarts (default: a fresh root each start).
+    pub local_ca_state: Option<PathBuf>,
     #[serde(skip)]
     hook: Option<Hook>,
 }
@@ -225,6 +229,11 @@ impl ConfigBuilder {
         self.agree_tos = Some(yes);
         self
     }
+    /// Keeps the in-process CA's root in this folder across restarts.
+    pub fn local_ca_state(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.local_ca_state = Some(dir.into());
+        self
+    }
     /// Runs `hook` after each new certificate is stored and the backup written.
     pub fn on_new_certificate<F, Fut>(mut self, hook: F) -> Self
     where
@@ -258,6 +267,7 @@ impl ConfigBuilder {
             mode,
             http_port,
             agree_tos,
+            local_ca_state,
             hook
         );
         self
@@ -333,6 +343,7 @@ impl ConfigBuilder {
             mode: self.mode.unwrap_or_default(),
             http_port: self.http_port.unwrap_or(DEFAULT_HTTP_PORT),
             agree_tos: self.agree_tos.unwrap_or(true),
+            local_ca_state: self.local_ca_state,
             hook: self.hook,
         })
     }
@@ -389,6 +400,7 @@ pub struct Config {
     pub(crate) mode: Mode,
     pub(crate) http_port: u16,
     pub(crate) agree_tos: bool,
+    pub(crate) local_ca_state: Option<PathBuf>,
     pub(crate) hook: Option<Hook>,
 }
 

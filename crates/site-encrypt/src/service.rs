@@ -246,6 +246,9 @@ impl Certifier {
                 for d in &cfg.domains {
                     cc = cc.allow_name(d.value.clone());
                 }
+                if let Some(dir) = &cfg.local_ca_state {
+                    cc = cc.state_dir(dir);
+                }
                 let ca = LocalCa::start(cc).await?;
                 let url = ca.directory_url().to_owned();
                 let root = ca.root_pem().to_owned();
@@ -358,6 +361,19 @@ impl Certifier {
     /// Subscribes to service events.
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
+    }
+
+    /// A cheap closure returning the current status, for dashboards that
+    /// should not hold the certifier itself.
+    pub fn status_handle(&self) -> impl Fn() -> Status + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || {
+            shared
+                .status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        }
     }
 
     /// The current status.
