@@ -13,20 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 fn chromium() -> Option<&'static str> {
-    let found = ["chromium", "chromium-browser"].into_iter().find(|b| {
-        std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(b).is_file()))
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "chromium is required under CI=true (scripts/test installs it)"
-        );
-        eprintln!(
-            "\n!!!!! SKIPPED: chromium not found; run ./scripts/test as root to install it !!!!!\n"
-        );
-    }
-    found
+    site_encrypt_testkit::have("chromium").then_some("chromium")
 }
 
 /// base64(SHA-256(SubjectPublicKeyInfo)) of every certificate in `pem`.

@@ -5,35 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// Whether `tool` runs; under `CI=true` its absence fails the test.
-fn have(tool: &str) -> bool {
-    let arg = if tool == "openssl" {
-        "version"
-    } else {
-        "--version"
-    };
-    let ok = Command::new(tool)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is required under CI=true (scripts/test installs it)"
-        );
-        eprintln!(
-            "\n!!!!! SKIPPED: {tool} not found; run ./scripts/test as root to install it !!!!!\n"
-        );
-    }
-    ok
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use site_encrypt_testkit::{free_port, have};
 
 struct Ca {
     child: Child,

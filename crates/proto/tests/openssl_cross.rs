@@ -7,20 +7,8 @@ use std::process::Command;
 use serde_json::json;
 use site_encrypt_proto::*;
 
-/// Whether openssl is usable; under `CI=true` its absence is a failure.
 fn have_openssl() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "openssl is required under CI=true (scripts/test installs it)"
-        );
-        eprintln!("\n!!!!! SKIPPED: openssl not found; run ./scripts/test to install it !!!!!\n");
-    }
-    ok
+    site_encrypt_testkit::have("openssl")
 }
 
 fn openssl(args: &[&str], dir: &Path) -> Vec<u8> {

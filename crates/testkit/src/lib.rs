@@ -1,0 +1,169 @@
+//! Harness shared by the tests and benchmarks that drive external programs:
+//! finding tools (skipping loudly, or failing under `CI=true`), free loopback
+//! ports, processes killed on drop, and a Pebble + pebble-challtestsrv pair.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether `tool` is on the PATH. When it is not: under `CI=true` this
+/// panics (CI must never skip), otherwise it prints a loud SKIPPED line.
+pub fn have(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is required under CI=true (scripts/test installs it)"
+        );
+        eprintln!(
+            "\n!!!!! SKIPPED: {tool} not found; run ./scripts/test as root to install it !!!!!\n"
+        );
+    }
+    found
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Child processes killed (and reaped) on drop.
+#[derive(Debug, Default)]
+pub struct Kill(pub Vec<Child>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits until 127.0.0.1:`port` accepts connections (20 s at most), failing
+/// early if `child` exits.
+pub fn wait_port(port: u16, child: &mut Child, what: &str) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running Pebble with pebble-challtestsrv as its DNS (every name → 127.0.0.1).
+#[derive(Debug)]
+pub struct Pebble {
+    procs: Kill,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// The root (PEM file) of Pebble's listener certificate.
+    pub ca_root: PathBuf,
+    /// The port Pebble fetches http-01 tokens from.
+    pub http_port: u16,
+}
+
+impl Pebble {
+    /// Pebble's process id (for its memory figures).
+    pub fn pid(&self) -> u32 {
+        self.procs.0[0].id()
+    }
+
+    /// Starts Pebble in `dir`, validating http-01 on `http_port`, rejecting
+    /// `nonce_reject` % of nonces, with `PEBBLE_VA_NOSLEEP=1`.
+    pub fn start(dir: &Path, http_port: u16, nonce_reject: u8) -> Pebble {
+        let ca_root = listener_tls(dir);
+        let (listen, mgmt, dns, dns_mgmt, tls) = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        );
+        let cfg = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{listen}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt}"),
+            "certificate": dir.join("listener.pem"),
+            "privateKey": dir.join("listener.key"),
+            "httpPort": http_port,
+            "tlsPort": tls,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false
+        }});
+        std::fs::write(dir.join("pebble.json"), cfg.to_string()).expect("write pebble config");
+        let mut dns_srv = Command::new("pebble-challtestsrv")
+            .args([
+                "-dns01",
+                &format!("127.0.0.1:{dns}"),
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+            ])
+            .args([
+                "-management",
+                &format!("127.0.0.1:{dns_mgmt}"),
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pebble-challtestsrv");
+        wait_port(dns_mgmt, &mut dns_srv, "pebble-challtestsrv");
+        let mut pebble = Command::new("pebble")
+            .arg("-config")
+            .arg(dir.join("pebble.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", nonce_reject.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pebble");
+        wait_port(listen, &mut pebble, "pebble");
+        Pebble {
+            procs: Kill(vec![pebble, dns_srv]),
+            directory: format!("https://127.0.0.1:{listen}/dir"),
+            ca_root,
+            http_port,
+        }
+    }
+}
+
+/// A throwaway CA and a localhost/127.0.0.1 certificate for a test server's
+/// listener (Debian's Pebble ships none). Writes `listener.pem`,
+/// `listener.key` and `listener-ca.pem` in `dir`; returns the CA file.
+pub fn listener_tls(dir: &Path) -> PathBuf {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "test listener CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let leaf =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("params");
+    let leaf = leaf.signed_by(&key, &issuer).expect("leaf");
+    std::fs::write(dir.join("listener.pem"), leaf.pem()).expect("write");
+    std::fs::write(dir.join("listener.key"), key.serialize_pem()).expect("write");
+    let root = dir.join("listener-ca.pem");
+    std::fs::write(&root, ca_cert.pem()).expect("write");
+    root
+}
