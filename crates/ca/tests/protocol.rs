@@ -879,10 +879,7 @@ async fn redirect_to_another_port_is_refused_without_connecting() {
         "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into(),
     )))
     .await;
-    let other = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("a").port()
-    };
+    let other = site_encrypt_testkit::free_port();
     let raw = format!(
         "HTTP/1.1 302 Found\r\nlocation: http://redirect.test:{other}/x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     );
@@ -949,9 +946,7 @@ async fn tls_alpn_01_validation() {
         // The token is only known after the order, so start the CA first on a
         // placeholder port and run the responder on the port it will use.
         let key = KeyPair::generate(KeyType::EcP256).expect("key");
-        let port_probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = port_probe.local_addr().expect("a").port();
-        drop(port_probe);
+        let port = site_encrypt_testkit::free_port();
         let h = harness(CaConfig::new().tls_alpn01_port(port)).await;
         let r = h
             .post(&key, Signer::Jwk, &h.dir.new_account, Some(json!({})))

@@ -1,52 +1,18 @@
 //! certbot (Debian package) obtains certificates from the standalone CA
 //! (`site-encrypt ca`); the chain verifies with openssl against the CA root.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use site_encrypt_testkit::{free_port, have};
+use site_encrypt_testkit::{CaProcess, free_port, have};
 
-struct Ca {
-    child: Child,
-    directory: String,
-}
-
-impl Drop for Ca {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_ca(dir: &Path, http_port: u16) -> Ca {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_site-encrypt"))
-        .args([
-            "ca",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-01-port",
-            &http_port.to_string(),
-        ])
-        .arg("--root-out")
-        .arg(dir.join("root.pem"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start site-encrypt ca");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut directory = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("line");
-        if let Some(url) = line.strip_prefix("ACME directory: ") {
-            directory = Some(url.to_owned());
-            break;
-        }
-    }
-    Ca {
-        child,
-        directory: directory.expect("the CA printed its directory URL"),
-    }
+fn start_ca(dir: &Path, http_port: u16) -> CaProcess {
+    CaProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_site-encrypt")),
+        dir,
+        http_port,
+        &[],
+    )
 }
 
 fn openssl(args: &[&str], dir: &Path) -> String {
@@ -207,7 +173,7 @@ fn ca_bad_flag_fails_clearly() {
 fn ca_stops_cleanly_on_sigterm() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut ca = start_ca(tmp.path(), free_port());
-    let pid = ca.child.id().to_string();
+    let pid = ca.pid().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -215,7 +181,7 @@ fn ca_stops_cleanly_on_sigterm() {
     assert!(status.success());
     let start = std::time::Instant::now();
     loop {
-        if let Some(status) = ca.child.try_wait().expect("wait") {
+        if let Some(status) = ca.child().try_wait().expect("wait") {
             assert!(status.success(), "exit status {status}");
             break;
         }

@@ -391,11 +391,7 @@ async fn silent_ca_times_out() {
 
 #[tokio::test]
 async fn unreachable_ca_is_a_transport_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = site_encrypt_testkit::free_port();
     let http = Arc::new(DefaultHttpClient::new().expect("http"));
     let err = AcmeClient::with_policy(&format!("http://127.0.0.1:{port}/dir"), http, policy())
         .await

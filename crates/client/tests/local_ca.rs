@@ -491,9 +491,7 @@ async fn failed_validation_names_the_cause() {
     // The CA fetches from a port where nothing answers the token (our solver
     // publishes, but the CA is pointed elsewhere).
     let solver = Http01Solver::default();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = dead.local_addr().expect("addr").port();
-    drop(dead);
+    let port = site_encrypt_testkit::free_port();
     let ca = LocalCa::start(CaConfig::new().http01_port(port))
         .await
         .expect("ca");

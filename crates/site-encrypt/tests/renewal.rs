@@ -301,11 +301,7 @@ async fn backup_restores_without_certifying_and_the_hook_fires_once_per_certific
     // Storage lost; the backup brings it back and it is served as is — with
     // the CA unreachable, so the CA cannot have been involved.
     std::fs::remove_dir_all(dir.path().join("certs")).expect("wipe storage");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let dead = site_encrypt_testkit::free_port();
     let mut h = http().await;
     let offline = DirectoryUrl::Url(format!("https://127.0.0.1:{dead}/dir"));
     let mut c = Certifier::start(make(h.port, offline))

@@ -46,15 +46,16 @@ async fn handshakes_survive_continuous_swaps() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let swaps = Arc::new(AtomicUsize::new(0));
+    // A dedicated thread swaps continuously, independent of the runtime's scheduling.
     let swapper = {
         let (resolver, stop, swaps) = (resolver.clone(), stop.clone(), swaps.clone());
-        tokio::spawn(async move {
+        std::thread::spawn(move || {
             let mut flip = false;
             while !stop.load(Ordering::Relaxed) {
                 resolver.set(if flip { a.clone() } else { b.clone() });
                 flip = !flip;
                 swaps.fetch_add(1, Ordering::Relaxed);
-                tokio::task::yield_now().await;
+                std::thread::sleep(std::time::Duration::from_micros(200));
             }
         })
     };
@@ -87,11 +88,11 @@ async fn handshakes_survive_continuous_swaps() {
         total.1 += y;
     }
     stop.store(true, Ordering::Relaxed);
-    swapper.await.expect("swapper");
+    swapper.join().expect("swapper");
     server.abort();
     assert_eq!(total.0 + total.1, 16 * 40);
     assert!(
-        swaps.load(Ordering::Relaxed) > 100,
+        swaps.load(Ordering::Relaxed) > 20,
         "the certificate was swapped repeatedly during the run"
     );
     assert!(

@@ -167,3 +167,75 @@ pub fn listener_tls(dir: &Path) -> PathBuf {
     std::fs::write(&root, ca_cert.pem()).expect("write");
     root
 }
+
+/// A running `site-encrypt ca` process.
+#[derive(Debug)]
+pub struct CaProcess {
+    procs: Kill,
+    /// The ACME directory URL it printed.
+    pub directory: String,
+    /// Its root certificate (PEM file).
+    pub root: PathBuf,
+}
+
+impl CaProcess {
+    /// Starts `bin ca` on a free port, validating http-01 on `http_port`,
+    /// writing its root to `dir/root.pem`; `extra` flags are appended.
+    pub fn start(bin: &Path, dir: &Path, http_port: u16, extra: &[&str]) -> CaProcess {
+        use std::io::{BufRead, BufReader};
+        let root = dir.join("root.pem");
+        let mut child = Command::new(bin)
+            .args([
+                "ca",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-01-port",
+                &http_port.to_string(),
+            ])
+            .arg("--root-out")
+            .arg(&root)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start site-encrypt ca");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut directory = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("line");
+            if let Some(url) = line.strip_prefix("ACME directory: ") {
+                directory = Some(url.to_owned());
+                break;
+            }
+        }
+        CaProcess {
+            procs: Kill(vec![child]),
+            directory: directory.expect("the CA printed its directory URL"),
+            root,
+        }
+    }
+
+    /// The process.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.procs.0[0]
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.procs.0[0].id()
+    }
+}
+
+/// A line of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`), Linux only.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .trim_start_matches(':')
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
