@@ -239,3 +239,12 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
             .ok()
     })
 }
+
+/// User + system CPU time of a process so far (Linux `/proc/<pid>/stat`, 100 Hz ticks).
+pub fn proc_cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(std::time::Duration::from_millis((utime + stime) * 10))
+}
