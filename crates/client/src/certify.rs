@@ -308,7 +308,6 @@ pub fn build_csr(key: &KeyPair, identifiers: &[Identifier]) -> Result<Vec<u8>, E
 
 /// Checks that the chain's leaf carries `key` and names every identifier.
 fn check_chain(pem: &str, key: &KeyPair, identifiers: &[Identifier]) -> Result<(), String> {
-    use x509_parser::extensions::{GeneralName, ParsedExtension};
     let ders = site_encrypt_proto::pem::decode_all(pem, "CERTIFICATE");
     let leaf = ders.first().ok_or("empty chain")?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf)
@@ -317,25 +316,7 @@ fn check_chain(pem: &str, key: &KeyPair, identifiers: &[Identifier]) -> Result<(
     if cert.public_key().subject_public_key.data.as_ref() != ours.public_key_raw() {
         return Err("the leaf certificate does not carry our key".into());
     }
-    let mut names = Vec::new();
-    for ext in cert.extensions() {
-        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
-            for gn in &san.general_names {
-                match gn {
-                    GeneralName::DNSName(n) => names.push(n.to_ascii_lowercase()),
-                    GeneralName::IPAddress(b) if b.len() == 4 => names.push(
-                        std::net::IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())
-                            .to_string(),
-                    ),
-                    GeneralName::IPAddress(b) if b.len() == 16 => names.push(
-                        std::net::IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())
-                            .to_string(),
-                    ),
-                    _ => {}
-                }
-            }
-        }
-    }
+    let names = crate::cert::san_names(&cert);
     for id in identifiers {
         if !names.iter().any(|n| n.eq_ignore_ascii_case(&id.value)) {
             return Err(format!("the certificate does not name {}", id.value));

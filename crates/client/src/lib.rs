@@ -31,6 +31,7 @@
 //! ```
 
 mod account;
+mod cert;
 mod certify;
 mod client;
 mod error;
@@ -39,6 +40,7 @@ mod policy;
 mod solver;
 
 pub use account::{AccountCredentials, AccountOptions, ExternalAccountKey, ensure_account};
+pub use cert::{certificate_id, certificate_names, san_names};
 pub use certify::{CertifyOptions, IssuedCertificate, build_csr, certify};
 pub use client::{AcmeClient, CertificateChain, RevokeBy, parse_retry_after};
 pub use error::Error;

@@ -68,18 +68,7 @@ fn sans(der: &[u8]) -> Vec<String> {
 }
 
 fn cert_id(der: &[u8]) -> CertificateId {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("parse");
-    let aki = cert
-        .extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
-                a.key_identifier.as_ref().map(|k| k.0.to_vec())
-            }
-            _ => None,
-        })
-        .expect("AKI");
-    CertificateId::new(aki, cert.raw_serial().to_vec())
+    certificate_id(der).expect("certificate ID")
 }
 
 #[tokio::test]

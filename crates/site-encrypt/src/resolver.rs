@@ -9,7 +9,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
-use x509_parser::extensions::GeneralName;
 
 use crate::Error;
 
@@ -33,23 +32,7 @@ impl CertInfo {
     pub fn from_der(der: &[u8]) -> Result<Self, Error> {
         let (_, c) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| Error::Certificate(format!("does not parse: {e}")))?;
-        let mut names = Vec::new();
-        if let Ok(Some(san)) = c.subject_alternative_name() {
-            for gn in &san.value.general_names {
-                match gn {
-                    GeneralName::DNSName(n) => names.push(n.to_string()),
-                    GeneralName::IPAddress(b) if b.len() == 4 => names.push(
-                        std::net::IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())
-                            .to_string(),
-                    ),
-                    GeneralName::IPAddress(b) if b.len() == 16 => names.push(
-                        std::net::IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())
-                            .to_string(),
-                    ),
-                    _ => {}
-                }
-            }
-        }
+        let names = site_encrypt_client::san_names(&c);
         Ok(CertInfo {
             names,
             issuer: c.issuer().to_string(),

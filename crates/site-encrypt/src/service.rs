@@ -10,7 +10,6 @@ use site_encrypt_client::{
     AccountCredentials, AccountOptions, AcmeClient, CertifyOptions, DefaultHttpClient,
     Http01Registry, Http01Solver, HttpClient,
 };
-use site_encrypt_proto::CertificateId;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
@@ -667,7 +666,7 @@ impl Worker {
     /// once per certificate (RFC 9773 §4.2).
     async fn ari_time(&mut self, serving: &Served) -> Option<OffsetDateTime> {
         let der = serving.certified_key.cert.first()?;
-        let id = cert_id(der)?;
+        let id = site_encrypt_client::certificate_id(der)?;
         let key = id.to_string();
         if let Some((k, at)) = &self.ari {
             if *k == key {
@@ -898,18 +897,4 @@ impl Worker {
         let _ = self.shared.events.send(Event::Obtained { info });
         Ok(new)
     }
-}
-
-fn cert_id(der: &[u8]) -> Option<CertificateId> {
-    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
-    let aki = c
-        .extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
-                a.key_identifier.as_ref().map(|k| k.0.to_vec())
-            }
-            _ => None,
-        })?;
-    Some(CertificateId::new(aki, c.raw_serial().to_vec()))
 }
