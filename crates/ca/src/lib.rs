@@ -51,6 +51,20 @@ pub use error::Error;
 pub use pki::{INTERMEDIATE_VALIDITY, ROOT_VALIDITY};
 pub use server::RENEWAL_INFO_RETRY_AFTER;
 
+/// Entry points for fuzzing the parsers a stranger controls (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses and checks a DER CSR the way finalize does; returns the names it asks for.
+    pub fn check_csr(der: &[u8]) -> Result<Vec<String>, String> {
+        crate::pki::check_csr(der).map(|c| c.names.into_iter().map(|n| n.value).collect())
+    }
+
+    /// Reads the facts the CA keeps about a DER certificate (revocation, ARI).
+    pub fn cert_facts(der: &[u8]) -> Option<String> {
+        crate::pki::cert_facts(der).map(|f| f.cert_id)
+    }
+}
+
 /// How long a client may take to complete the TLS handshake with the API.
 pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
