@@ -58,6 +58,11 @@ pub enum RevokeBy<'a> {
     CertificateKey(&'a KeyPair),
 }
 
+/// The largest `Retry-After` an error reports (a day): a CA asking for longer
+/// is treated as asking for a day, so a misbehaving header cannot park a
+/// renewal for weeks.
+pub const MAX_ERROR_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
 /// Parses `Retry-After`: delta-seconds or an HTTP-date, bounded to `max`.
 pub fn parse_retry_after(value: &str, now: SystemTime, max: Duration) -> Option<Duration> {
     let v = value.trim();
@@ -169,10 +174,18 @@ impl AcmeClient {
         Ok(resp)
     }
 
+    /// `Retry-After` as the CA sent it, bounded by [`MAX_ERROR_RETRY_AFTER`]:
+    /// what an error reports, so a scheduler can honour a long rate limit.
     fn retry_after(&self, resp: &HttpResponse) -> Option<Duration> {
-        resp.header("retry-after").and_then(|v| {
-            parse_retry_after(v, SystemTime::now(), self.inner.policy.max_retry_after)
-        })
+        resp.header("retry-after")
+            .and_then(|v| parse_retry_after(v, SystemTime::now(), MAX_ERROR_RETRY_AFTER))
+    }
+
+    /// `Retry-After` for polling within one certification, bounded by the
+    /// policy's `max_retry_after`.
+    fn poll_after(&self, resp: &HttpResponse) -> Option<Duration> {
+        self.retry_after(resp)
+            .map(|d| d.min(self.inner.policy.max_retry_after))
     }
 
     /// Turns an error status into a typed error, keeping the problem document.
@@ -418,7 +431,7 @@ impl AcmeClient {
         url: &str,
     ) -> Result<(Order, Option<Duration>), Error> {
         let (order, resp) = self.post_json("order", creds, url, None).await?;
-        Ok((order, self.retry_after(&resp)))
+        Ok((order, self.poll_after(&resp)))
     }
 
     /// Reads an authorization (POST-as-GET) with the CA's `Retry-After`, if any.
@@ -428,7 +441,7 @@ impl AcmeClient {
         url: &str,
     ) -> Result<(Authorization, Option<Duration>), Error> {
         let (authz, resp) = self.post_json("authorization", creds, url, None).await?;
-        Ok((authz, self.retry_after(&resp)))
+        Ok((authz, self.poll_after(&resp)))
     }
 
     /// Deactivates an authorization (§7.5.2).
@@ -473,7 +486,7 @@ impl AcmeClient {
         let (order, resp) = self
             .post_json("finalize", creds, finalize_url, Some(&body))
             .await?;
-        Ok((order, self.retry_after(&resp)))
+        Ok((order, self.poll_after(&resp)))
     }
 
     /// Downloads a certificate chain (POST-as-GET), with alternate chain URLs.

@@ -42,7 +42,9 @@ mod solver;
 pub use account::{AccountCredentials, AccountOptions, ExternalAccountKey, ensure_account};
 pub use cert::{certificate_id, certificate_names, san_names};
 pub use certify::{CertifyOptions, IssuedCertificate, build_csr, certify};
-pub use client::{AcmeClient, CertificateChain, RevokeBy, parse_retry_after};
+pub use client::{
+    AcmeClient, CertificateChain, MAX_ERROR_RETRY_AFTER, RevokeBy, parse_retry_after,
+};
 pub use error::Error;
 pub use http::{
     DEFAULT_REQUEST_TIMEOUT as DEFAULT_HTTP_TIMEOUT, DefaultHttpClient, HttpClient, HttpFuture,

@@ -15,8 +15,10 @@ pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(90);
 pub const DEFAULT_POLL_INITIAL: Duration = Duration::from_millis(2);
 /// Largest polling delay of the exponential backoff.
 pub const DEFAULT_POLL_MAX: Duration = Duration::from_secs(2);
-/// Largest `Retry-After` honoured; longer values are cut to this (a CA asking
-/// for an hour inside one certification is treated as "a while").
+/// Largest `Retry-After` honoured while polling inside one certification;
+/// longer values are cut to this (a CA asking for an hour mid-certification
+/// is treated as "a while"). Errors report the CA's value up to
+/// [`crate::MAX_ERROR_RETRY_AFTER`], for schedulers to honour.
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Retry, polling and timeout policy of the client.

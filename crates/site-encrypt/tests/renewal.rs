@@ -472,3 +472,115 @@ fn backoff_schedule() {
     assert_eq!(backoff(4), site_encrypt::BACKOFF_MAX);
     assert_eq!(backoff(40), site_encrypt::BACKOFF_MAX);
 }
+
+/// A CA that rate-limits newOrder with `Retry-After: 7200`: the service waits
+/// the two hours, not its own first backoff step of one minute.
+#[tokio::test]
+async fn rate_limit_retry_after_is_honoured() {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca_root = site_encrypt_testkit::listener_tls(dir.path());
+    let served = site_encrypt::Served::from_pem(
+        &std::fs::read_to_string(dir.path().join("listener.pem")).expect("pem"),
+        &std::fs::read_to_string(dir.path().join("listener.key")).expect("key"),
+    )
+    .expect("served");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let nonce = [("replay-nonce", "bm9uY2Utbm9uY2U")];
+    let b = base.clone();
+    let app = axum::Router::new()
+        .route(
+            "/dir",
+            axum::routing::get(move || {
+                let b = b.clone();
+                async move {
+                    axum::Json(serde_json::json!({
+                        "newNonce": format!("{b}/nonce"), "newAccount": format!("{b}/acct"),
+                        "newOrder": format!("{b}/order"), "revokeCert": format!("{b}/revoke"),
+                        "keyChange": format!("{b}/kc")
+                    }))
+                }
+            }),
+        )
+        .route("/nonce", axum::routing::head(move || async move { (StatusCode::OK, nonce) }))
+        .route(
+            "/acct",
+            axum::routing::post({
+                let b = base.clone();
+                move || {
+                    let b = b.clone();
+                    async move { (StatusCode::CREATED, nonce, [(header::LOCATION, format!("{b}/acct/1"))], axum::Json(serde_json::json!({"status": "valid"}))).into_response() }
+                }
+            }),
+        )
+        .route(
+            "/order",
+            axum::routing::post(move || async move {
+                let problem = serde_json::json!({"type": "urn:ietf:params:acme:error:rateLimited", "detail": "too many certificates for this name this week", "status": 429});
+                (StatusCode::TOO_MANY_REQUESTS, nonce, [(header::RETRY_AFTER, "7200"), (header::CONTENT_TYPE, "application/problem+json")], problem.to_string()).into_response()
+            }),
+        );
+    let server = tokio::spawn(site_encrypt::axum::serve_tls(
+        app,
+        Arc::new(site_encrypt::CertResolver::new(served)),
+        listener,
+    ));
+
+    let clock = Arc::new(FakeClock::starting_now());
+    let start = clock.now();
+    let h = http().await;
+    let cfg = base_cfg_for_url(
+        dir.path(),
+        h.port,
+        &format!("{base}/dir"),
+        &std::fs::read_to_string(ca_root).expect("root"),
+    );
+    let c = Certifier::start_with(cfg, clock.clone(), None)
+        .await
+        .expect("start");
+    let mut rx = c.events();
+    let (e, _) = until(&mut rx, |e| matches!(e, Event::Failed { .. })).await;
+    let Event::Failed {
+        attempt,
+        retry_in,
+        error,
+    } = e
+    else {
+        unreachable!()
+    };
+    assert_eq!(attempt, 1);
+    assert_eq!(
+        retry_in,
+        Duration::from_secs(7200),
+        "Retry-After wins over the 60 s first step"
+    );
+    assert!(
+        error.contains("rateLimited") && error.contains("too many certificates"),
+        "{error}"
+    );
+    let (Event::RenewalScheduled { at }, _) =
+        until(&mut rx, |e| matches!(e, Event::RenewalScheduled { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(at, start + Duration::from_secs(7200));
+    // A minute later nothing is retried.
+    clock.advance(Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(c.status().failures, 1);
+    assert_eq!(c.status().history.len(), 1);
+    server.abort();
+}
+
+fn base_cfg_for_url(dir: &std::path::Path, port: u16, url: &str, root: &str) -> Config {
+    base(dir, port)
+        .directory(DirectoryUrl::Url(url.to_owned()))
+        .ca_root_pem(root)
+        .build()
+        .expect("cfg")
+}
