@@ -203,6 +203,9 @@ impl Pki {
         }
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         p.use_authority_key_identifier_extension = true;
+        // ExplicitNoCa: basicConstraints CA:FALSE and a subjectKeyIdentifier,
+        // as public CAs' leaves carry.
+        p.is_ca = IsCa::ExplicitNoCa;
         let spki = SubjectPublicKeyInfo::from_der(&csr.spki_der)?;
         Ok(p.signed_by(&spki, &self.intermediate)?.der().to_vec())
     }

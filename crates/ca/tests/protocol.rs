@@ -768,6 +768,29 @@ async fn finalize_rules_and_certificate_download() {
         .collect();
     assert_eq!(san.len(), 2);
     assert!(c.tbs_certificate.serial.bits() > 64, "random serial");
+    let has = |f: fn(&x509_parser::extensions::ParsedExtension<'_>) -> bool| {
+        c.extensions().iter().any(|e| f(e.parsed_extension()))
+    };
+    assert!(
+        has(|e| matches!(
+            e,
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(_)
+        )),
+        "SKI"
+    );
+    assert!(
+        has(|e| matches!(
+            e,
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(_)
+        )),
+        "AKI"
+    );
+    assert!(
+        c.basic_constraints()
+            .expect("ext")
+            .is_some_and(|b| b.critical && !b.value.ca),
+        "basicConstraints CA:FALSE"
+    );
 }
 
 #[tokio::test]
