@@ -389,6 +389,17 @@ fn authenticate(
     })
 }
 
+/// An account resource may only be used by the account itself.
+fn own_account(a: &Authed, id: &str) -> Result<(), AcmeError> {
+    if a.account_id() == id {
+        Ok(())
+    } else {
+        Err(unauthorized(
+            "an account can only be read or changed by itself",
+        ))
+    }
+}
+
 fn account_json(base: &str, id: &str, a: &AccountRec) -> Account {
     Account {
         status: a.status.clone(),
@@ -485,11 +496,7 @@ async fn account(
     body: Bytes,
 ) -> AcmeResult {
     let a = authenticate(&app, &headers, &uri, &body, KeyMode::Kid)?;
-    if a.account_id() != id {
-        return Err(unauthorized(
-            "an account can only be read or changed by itself",
-        ));
-    }
+    own_account(&a, &id)?;
     let update: AccountUpdate = if a.jws.is_post_as_get() {
         AccountUpdate::default()
     } else {
@@ -532,9 +539,7 @@ async fn account_orders(
     body: Bytes,
 ) -> AcmeResult {
     let a = authenticate(&app, &headers, &uri, &body, KeyMode::Kid)?;
-    if a.account_id() != id {
-        return Err(unauthorized("not your account"));
-    }
+    own_account(&a, &id)?;
     let db = app.db();
     let orders: Vec<String> = db.accounts[&id]
         .orders

@@ -63,9 +63,9 @@ async fn serve_site(site: Site) -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, hits)
 }
 
-async fn harness(cfg: CaConfig) -> H {
-    let registry = Http01Registry::new();
-    let (addr, _) = serve_site(Site::Registry(registry.clone())).await;
+/// A CA validating http-01 against a fake site answering as `site` says.
+async fn harness_on(site: Site, registry: Http01Registry, cfg: CaConfig) -> (H, Arc<AtomicUsize>) {
+    let (addr, hits) = serve_site(site).await;
     let ca = LocalCa::start(cfg.http01_port(addr.port()))
         .await
         .expect("CA");
@@ -79,12 +79,22 @@ async fn harness(cfg: CaConfig) -> H {
         .await
         .expect("dir");
     let dir: Directory = serde_json::from_slice(&resp.body).expect("directory json");
-    H {
-        ca,
-        http,
-        dir,
-        registry,
-    }
+    (
+        H {
+            ca,
+            http,
+            dir,
+            registry,
+        },
+        hits,
+    )
+}
+
+async fn harness(cfg: CaConfig) -> H {
+    let registry = Http01Registry::new();
+    harness_on(Site::Registry(registry.clone()), registry, cfg)
+        .await
+        .0
 }
 
 impl H {
@@ -871,29 +881,7 @@ async fn validation_error(h: &H, name: &str) -> Problem {
 }
 
 async fn harness_with_site(raw: String, cfg: CaConfig) -> (H, Arc<AtomicUsize>) {
-    let (addr, hits) = serve_site(Site::Raw(Arc::new(raw))).await;
-    let ca = LocalCa::start(cfg.http01_port(addr.port()))
-        .await
-        .expect("CA");
-    let http = DefaultHttpClient::with_root_pem(ca.root_pem()).expect("http");
-    let resp = http
-        .request(HttpRequest {
-            method: Method::GET,
-            url: ca.directory_url().into(),
-            body: None,
-        })
-        .await
-        .expect("dir");
-    let dir: Directory = serde_json::from_slice(&resp.body).expect("dir");
-    (
-        H {
-            ca,
-            http,
-            dir,
-            registry: Http01Registry::new(),
-        },
-        hits,
-    )
+    harness_on(Site::Raw(Arc::new(raw)), Http01Registry::new(), cfg).await
 }
 
 #[tokio::test]
