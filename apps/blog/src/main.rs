@@ -14,6 +14,19 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    // Register the handlers before the site announces itself, so a signal
+    // sent right after start-up is a clean shutdown, not the default kill.
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut int, mut term) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: cannot handle SIGINT/SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let site = match blog::start(settings, Arc::new(site_encrypt::SystemClock)).await {
         Ok(s) => s,
         Err(e) => {
@@ -21,15 +34,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot listen for SIGTERM: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
     tracing::info!("Shutting down");

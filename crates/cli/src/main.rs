@@ -95,22 +95,34 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
+/// SIGINT and SIGTERM, registered when created: create it before announcing
+/// readiness, so a supervisor that signals right after never meets the
+/// default action (an unclean kill).
+struct Shutdown {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn register() -> Result<Self, String> {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+        let int =
+            signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+        let term =
+            signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+        Ok(Shutdown { int, term })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn run_ca(args: CaArgs) -> Result<(), String> {
+    let shutdown = Shutdown::register()?;
     let mut cfg = CaConfig::new()
         .listen(args.listen)
         .http01_port(args.http_01_port)
@@ -136,7 +148,7 @@ async fn run_ca(args: CaArgs) -> Result<(), String> {
         args.http_01_port,
         args.tls_alpn_01_port
     );
-    wait_for_signal().await;
+    shutdown.wait().await;
     say!("Shutting down");
     ca.stop().await;
     Ok(())
