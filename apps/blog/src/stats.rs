@@ -112,12 +112,14 @@ impl Stats {
     pub fn record(&self, slug: &str) {
         let today = self.today();
         let mut inner = self.inner();
-        *inner
-            .days
-            .entry(today)
-            .or_default()
-            .entry(slug.to_owned())
-            .or_default() += 1;
+        let day = inner.days.entry(today).or_default();
+        // Allocate the key only for the first view of the article that day.
+        match day.get_mut(slug) {
+            Some(n) => *n += 1,
+            None => {
+                day.insert(slug.to_owned(), 1);
+            }
+        }
         inner.dirty.insert(today);
     }
 

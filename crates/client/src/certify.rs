@@ -158,17 +158,7 @@ async fn solve<S: Solver>(
     match &authz.status {
         AuthorizationStatus::Valid => return Ok(()),
         AuthorizationStatus::Pending => {}
-        other => {
-            return Err(Error::ChallengeFailed {
-                identifier: authz.identifier.clone(),
-                problem: Box::new(authz_problem(&authz).unwrap_or_else(|| {
-                    Problem::new(
-                        ProblemType::Unauthorized,
-                        format!("authorization is {other}"),
-                    )
-                })),
-            });
-        }
+        _ => return Err(authz_failed(&authz)),
     }
     let wanted = solver.challenge_type();
     let ch = authz
@@ -203,8 +193,23 @@ async fn solve<S: Solver>(
     result
 }
 
-fn authz_problem(authz: &site_encrypt_proto::Authorization) -> Option<Problem> {
-    authz.challenges.iter().find_map(|c| c.error.clone())
+/// The error for an authorization that is neither pending nor valid: the
+/// CA's reason from the failed challenge, or its status when it gave none.
+fn authz_failed(authz: &site_encrypt_proto::Authorization) -> Error {
+    let problem = authz
+        .challenges
+        .iter()
+        .find_map(|c| c.error.clone())
+        .unwrap_or_else(|| {
+            Problem::new(
+                ProblemType::Unauthorized,
+                format!("authorization is {}", authz.status),
+            )
+        });
+    Error::ChallengeFailed {
+        identifier: authz.identifier.clone(),
+        problem: Box::new(problem),
+    }
 }
 
 async fn poll_authz(
@@ -236,17 +241,7 @@ async fn poll_authz(
         match &authz.status {
             AuthorizationStatus::Valid => return Ok(()),
             AuthorizationStatus::Pending => {}
-            other => {
-                return Err(Error::ChallengeFailed {
-                    identifier: authz.identifier.clone(),
-                    problem: Box::new(authz_problem(&authz).unwrap_or_else(|| {
-                        Problem::new(
-                            ProblemType::Unauthorized,
-                            format!("authorization became {other}"),
-                        )
-                    })),
-                });
-            }
+            _ => return Err(authz_failed(&authz)),
         }
         if start.elapsed() >= policy.poll_timeout {
             return Err(Error::PollTimeout {
