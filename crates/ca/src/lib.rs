@@ -24,6 +24,12 @@
 //! nonce is `badNonce` with a fresh nonce, never a 500), CSRs that must name
 //! exactly the order's identifiers with a key other than the account key,
 //! problem documents with the right type for every refusal.
+//!
+//! Speed: a challenge response waits up to [`INLINE_VALIDATION_WAIT`] for its
+//! validation, so on loopback it already reports the challenge `valid` (or
+//! `invalid` with the reason) and a client need not poll; set
+//! [`CaConfig::validation_delay`] to get `processing` answers and exercise a
+//! client's polling instead.
 
 mod config;
 mod error;
@@ -49,7 +55,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use pki::{INTERMEDIATE_VALIDITY, ROOT_VALIDITY};
-pub use server::RENEWAL_INFO_RETRY_AFTER;
+pub use server::{INLINE_VALIDATION_WAIT, RENEWAL_INFO_RETRY_AFTER};
 
 /// Entry points for fuzzing the parsers a stranger controls (not a stable API).
 #[doc(hidden)]

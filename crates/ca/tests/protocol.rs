@@ -177,6 +177,11 @@ impl H {
                 .post(key, Signer::Kid(kid), &ch.url, Some(json!({})))
                 .await;
             assert_eq!(r.status, 200);
+            // On loopback the answer waits for the validation: already valid.
+            let answered: Challenge = serde_json::from_slice(&r.body).expect("challenge");
+            assert_eq!(answered.status, ChallengeStatus::Valid);
+            assert!(answered.validated.is_some());
+            assert_eq!(r.header("retry-after"), None);
             self.wait_authz(key, kid, az, AuthorizationStatus::Valid)
                 .await;
         }
@@ -869,15 +874,22 @@ async fn validation_error(h: &H, name: &str) -> Problem {
         .iter()
         .find(|c| c.kind == ChallengeType::Http01)
         .expect("http-01");
-    h.post(&key, Signer::Kid(&kid), &ch.url, Some(json!({})))
+    let r = h
+        .post(&key, Signer::Kid(&kid), &ch.url, Some(json!({})))
         .await;
+    // The answer already carries the failure, the same the authorization shows.
+    let answered: Challenge = serde_json::from_slice(&r.body).expect("challenge");
+    assert_eq!(answered.status, ChallengeStatus::Invalid);
     let a = h
         .wait_authz(&key, &kid, az, AuthorizationStatus::Invalid)
         .await;
-    a.challenges
+    let error = a
+        .challenges
         .into_iter()
         .find_map(|c| c.error)
-        .expect("challenge error")
+        .expect("challenge error");
+    assert_eq!(answered.error.as_ref(), Some(&error));
+    error
 }
 
 async fn harness_with_site(raw: String, cfg: CaConfig) -> (H, Arc<AtomicUsize>) {

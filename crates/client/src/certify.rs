@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 use site_encrypt_proto::{
-    AuthorizationStatus, Identifier, KeyPair, KeyType, NewOrder, Order, OrderStatus, Problem,
-    ProblemType,
+    AuthorizationStatus, ChallengeStatus, Identifier, KeyPair, KeyType, NewOrder, Order,
+    OrderStatus, Problem, ProblemType,
 };
 use tracing::Instrument;
 
@@ -78,30 +78,49 @@ async fn certify_in_span<S: Solver>(
     };
     let (order_url, order) = client.new_order(account, &req).await?;
     tracing::debug!(order = %order_url, "order created");
-
-    if order.status == OrderStatus::Pending {
-        try_join_all(
-            order
-                .authorizations
-                .iter()
-                .map(|url| solve(client, account, url, solver)),
-        )
-        .await?;
-    }
-    let order = poll_order(client, account, &order_url, order, |s| {
-        *s != OrderStatus::Pending
-    })
-    .await?;
-    if order.status != OrderStatus::Ready {
-        return Err(order_failed(&order_url, &order));
-    }
-
+    // The certificate key is made on a blocking thread while the
+    // authorizations are solved.
     let key_type = opts.key_type;
-    let key = tokio::task::spawn_blocking(move || KeyPair::generate(key_type))
+    let key_task = tokio::task::spawn_blocking(move || KeyPair::generate(key_type));
+
+    match order.status {
+        OrderStatus::Pending => {
+            try_join_all(
+                order
+                    .authorizations
+                    .iter()
+                    .map(|url| solve(client, account, url, solver)),
+            )
+            .await?;
+        }
+        OrderStatus::Ready => {}
+        _ => return Err(order_failed(&order_url, &order)),
+    }
+
+    let key = key_task
         .await
         .map_err(|e| Error::Csr(format!("key generation task failed: {e}")))??;
     let csr = build_csr(&key, identifiers)?;
-    let (order, retry) = client.finalize(account, &order.finalize, &csr).await?;
+    // Every authorization is valid now, so the order is ready: finalize at
+    // once instead of polling for it. A CA that has not caught up answers
+    // orderNotReady; then the order is polled and finalized again.
+    let (order, retry) = match client.finalize(account, &order.finalize, &csr).await {
+        Err(e)
+            if e.problem()
+                .is_some_and(|p| p.kind == ProblemType::OrderNotReady) =>
+        {
+            tracing::debug!(order = %order_url, "order not ready yet; polling it");
+            let ready = poll_order(client, account, &order_url, order, |s| {
+                *s != OrderStatus::Pending
+            })
+            .await?;
+            if ready.status != OrderStatus::Ready {
+                return Err(order_failed(&order_url, &ready));
+            }
+            client.finalize(account, &ready.finalize, &csr).await?
+        }
+        other => other?,
+    };
     let order = if order.status == OrderStatus::Processing {
         if let Some(d) = retry {
             tokio::time::sleep(d.min(client.policy().max_retry_after)).await;
@@ -185,7 +204,11 @@ async fn solve<S: Solver>(
     let key_auth = site_encrypt_proto::key_authorization(token, &account.key.jwk());
     solver.present(&authz.identifier, token, &key_auth).await?;
     let result = async {
-        client.challenge_ready(account, &ch.url).await?;
+        let answer = client.challenge_ready(account, &ch.url).await?;
+        // A CA that validated before answering says so; otherwise poll.
+        if answer.status == ChallengeStatus::Valid {
+            return Ok(());
+        }
         poll_authz(client, account, url, solver.fetched(token)).await
     }
     .await;

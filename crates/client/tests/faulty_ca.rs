@@ -2,12 +2,14 @@
 //! each failure is a typed error carrying the CA's detail, within the
 //! configured timeout, and nothing panics.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use site_encrypt_client::*;
@@ -23,12 +25,21 @@ enum Fault {
     InvalidChallenge,
     Silent,
     GarbageDirectory,
+    /// The challenge answer is already `valid`, but the first finalize is
+    /// refused with orderNotReady (a CA whose order state lags).
+    OrderNotReadyOnce,
 }
 
 #[derive(Clone)]
 struct Fake {
     fault: Fault,
     base: String,
+    /// Authorization reads so far.
+    reads: Arc<AtomicUsize>,
+    /// Finalize requests so far.
+    finalizes: Arc<AtomicUsize>,
+    /// Every request's path, in order.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 fn nonce_headers() -> HeaderMap {
@@ -160,8 +171,7 @@ async fn authz(State(f): State<Fake>, headers: HeaderMap) -> Response {
     let _ = headers;
     let b = &f.base;
     // The first read is pending; every later one is invalid with the CA's reason.
-    static READS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = READS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let n = f.reads.fetch_add(1, Ordering::SeqCst);
     let (status, ch_status, error) = if n == 0 {
         ("pending", "pending", serde_json::Value::Null)
     } else {
@@ -183,14 +193,60 @@ async fn authz(State(f): State<Fake>, headers: HeaderMap) -> Response {
 }
 
 async fn chall(State(f): State<Fake>) -> Response {
+    let status = if f.fault == Fault::OrderNotReadyOnce {
+        "valid"
+    } else {
+        "processing"
+    };
     json(
         StatusCode::OK,
         None,
-        serde_json::json!({"type": "http-01", "url": format!("{}/chall/1", f.base), "status": "processing", "token": "DGyRejmCefe7v4NfDGDKfA"}),
+        serde_json::json!({"type": "http-01", "url": format!("{}/chall/1", f.base), "status": status, "token": "DGyRejmCefe7v4NfDGDKfA"}),
     )
 }
 
-async fn start(fault: Fault) -> String {
+fn order_json(b: &str, status: &str) -> serde_json::Value {
+    let mut o = serde_json::json!({
+        "status": status, "identifiers": [{"type": "dns", "value": "bad.test"}],
+        "authorizations": [format!("{b}/authz/1")], "finalize": format!("{b}/order/1/finalize")
+    });
+    if status == "valid" {
+        o["certificate"] = format!("{b}/cert/1").into();
+    }
+    o
+}
+
+async fn order(State(f): State<Fake>) -> Response {
+    json(StatusCode::OK, None, order_json(&f.base, "ready"))
+}
+
+async fn finalize(State(f): State<Fake>) -> Response {
+    if f.finalizes.fetch_add(1, Ordering::SeqCst) == 0 {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "orderNotReady",
+            "authorizations still settling",
+            &[],
+        );
+    }
+    json(StatusCode::OK, None, order_json(&f.base, "valid"))
+}
+
+async fn cert() -> Response {
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "serverInternal",
+        "end of this script",
+        &[],
+    )
+}
+
+async fn record(State(f): State<Fake>, req: Request, next: Next) -> Response {
+    f.log.lock().expect("log").push(req.uri().path().to_owned());
+    next.run(req).await
+}
+
+async fn start(fault: Fault) -> (String, Fake) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -202,14 +258,23 @@ async fn start(fault: Fault) -> String {
         .route("/new-order", post(new_order))
         .route("/authz/1", post(authz))
         .route("/chall/1", post(chall))
-        .with_state(Fake {
-            fault,
-            base: base.clone(),
-        });
+        .route("/order/1", post(order))
+        .route("/order/1/finalize", post(finalize))
+        .route("/cert/1", post(cert));
+    let fake = Fake {
+        fault,
+        base: base.clone(),
+        reads: Arc::default(),
+        finalizes: Arc::default(),
+        log: Arc::default(),
+    };
+    let app = app
+        .layer(middleware::from_fn_with_state(fake.clone(), record))
+        .with_state(fake.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    format!("{base}/dir")
+    (format!("{base}/dir"), fake)
 }
 
 fn policy() -> RetryPolicy {
@@ -219,11 +284,16 @@ fn policy() -> RetryPolicy {
 }
 
 async fn client(fault: Fault) -> AcmeClient {
-    let url = start(fault).await;
+    client_and_fake(fault).await.0
+}
+
+async fn client_and_fake(fault: Fault) -> (AcmeClient, Fake) {
+    let (url, fake) = start(fault).await;
     let http = Arc::new(DefaultHttpClient::new().expect("http"));
-    AcmeClient::with_policy(&url, http, policy())
+    let c = AcmeClient::with_policy(&url, http, policy())
         .await
-        .expect("directory")
+        .expect("directory");
+    (c, fake)
 }
 
 /// Runs `f` with a hang guard far above the configured limits.
@@ -325,7 +395,7 @@ async fn malformed_json_is_a_typed_error() {
 
 #[tokio::test]
 async fn garbage_directory_is_a_typed_error() {
-    let url = start(Fault::GarbageDirectory).await;
+    let (url, _) = start(Fault::GarbageDirectory).await;
     let http = Arc::new(DefaultHttpClient::new().expect("http"));
     let err = AcmeClient::with_policy(&url, http, policy())
         .await
@@ -425,4 +495,43 @@ fn retry_after_parsing() {
     let past = httpdate::fmt_http_date(now - Duration::from_secs(20));
     assert_eq!(parse_retry_after(&past, now, max), Some(Duration::ZERO));
     assert_eq!(parse_retry_after("soon", now, max), None);
+}
+
+#[tokio::test]
+async fn a_valid_challenge_answer_skips_polling_and_order_not_ready_is_retried() {
+    let (c, fake) = client_and_fake(Fault::OrderNotReadyOnce).await;
+    let (acct, _) = new_account(&c).await.expect("account");
+    fake.log.lock().expect("log").clear();
+    let solver = Http01Solver::default();
+    let err = guarded(certify(
+        &c,
+        &acct,
+        &[Identifier::dns("bad.test")],
+        &solver,
+        &CertifyOptions::default(),
+    ))
+    .await
+    .expect_err("the script ends at the download");
+    // The challenge answer said valid: no authorization poll. The first
+    // finalize was refused as not ready: the order is read, then finalized
+    // again, then the certificate is asked for.
+    assert_eq!(
+        *fake.log.lock().expect("log"),
+        [
+            "/new-order",
+            "/authz/1",
+            "/chall/1",
+            "/order/1/finalize",
+            "/order/1",
+            "/order/1/finalize",
+            "/cert/1"
+        ]
+    );
+    match &err {
+        Error::Acme { op, problem, .. } => {
+            assert_eq!(*op, "certificate");
+            assert_eq!(problem.detail.as_deref(), Some("end of this script"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
 }

@@ -519,3 +519,82 @@ async fn failed_validation_names_the_cause() {
         other => panic!("unexpected error: {other}"),
     }
 }
+
+/// An [`HttpClient`] that records every request it passes on as the
+/// resource kind: `POST order/finalize` for `POST .../order/ID/finalize`.
+struct Recording {
+    inner: DefaultHttpClient,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+impl HttpClient for Recording {
+    fn request(&self, req: HttpRequest) -> HttpFuture<'_> {
+        let parts: Vec<&str> = req.url.split('/').skip(3).collect();
+        let kind = match parts.as_slice() {
+            [kind, _, last] => format!("{kind}/{last}"),
+            [kind, ..] => (*kind).to_owned(),
+            [] => String::new(),
+        };
+        self.seen
+            .lock()
+            .expect("lock")
+            .push(format!("{} {kind}", req.method));
+        self.inner.request(req)
+    }
+}
+
+/// Certifies three names in a row and returns the requests of each.
+async fn requests_per_certification(cfg: CaConfig) -> Vec<Vec<String>> {
+    let e = env(cfg).await;
+    let acct = account(&e).await;
+    let rec = Arc::new(Recording {
+        inner: DefaultHttpClient::with_root_pem(e.ca.root_pem()).expect("http"),
+        seen: Default::default(),
+    });
+    let client = AcmeClient::new(e.ca.directory_url(), rec.clone())
+        .await
+        .expect("directory");
+    let mut out = Vec::new();
+    for round in 0..3 {
+        rec.seen.lock().expect("lock").clear();
+        let id = [Identifier::dns(format!("r{round}.example.test"))];
+        certify(&client, &acct, &id, &e.solver, &CertifyOptions::default())
+            .await
+            .expect("certified");
+        out.push(rec.seen.lock().expect("lock").clone());
+    }
+    out
+}
+
+#[tokio::test]
+async fn one_certification_takes_five_requests() {
+    // The challenge answer already says valid (the CA validated on loopback
+    // before answering) and a ready order is finalized without polling.
+    for seen in requests_per_certification(CaConfig::new()).await {
+        assert_eq!(
+            seen,
+            [
+                "POST new-order",
+                "POST authz",
+                "POST chall",
+                "POST order/finalize",
+                "POST cert"
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slow_validation_is_polled() {
+    // With a validation delay the challenge answer says processing: the
+    // client polls the authorization until it is valid, then finalizes.
+    let cfg = CaConfig::new().validation_delay(std::time::Duration::from_millis(30));
+    for seen in requests_per_certification(cfg).await {
+        let polls = seen.len().saturating_sub(5);
+        assert!(polls >= 1, "{seen:?}");
+        let mut want = vec!["POST new-order", "POST authz", "POST chall"];
+        want.extend(std::iter::repeat_n("POST authz", polls));
+        want.extend(["POST order/finalize", "POST cert"]);
+        assert_eq!(seen, want);
+    }
+}
