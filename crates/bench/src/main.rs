@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use site_encrypt::ca::{CaConfig, LocalCa};
@@ -217,11 +217,17 @@ async fn throughput(
     concurrency: usize,
     total: usize,
     limit: Duration,
-) -> (f64, usize, usize) {
+) -> Level {
     let http = Arc::new(DefaultHttpClient::with_root_pem(root_pem).expect("http"));
+    let failed_level = Level {
+        rate: 0.0,
+        done: 0,
+        failed: concurrency,
+        active_rate: 0.0,
+    };
     let Ok(client) = AcmeClient::new(directory, http).await else {
         eprintln!("throughput: the directory did not answer");
-        return (0.0, 0, concurrency);
+        return failed_level;
     };
     let mut accounts: Vec<AccountCredentials> = Vec::new();
     let opts = AccountOptions {
@@ -233,21 +239,24 @@ async fn throughput(
             Ok((a, _)) => accounts.push(a),
             Err(e) => {
                 eprintln!("throughput: account: {e}");
-                return (0.0, 0, concurrency);
+                return failed_level;
             }
         }
     }
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
+    // Microseconds from the start to the latest completed certification.
+    let last_done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let workers = accounts.into_iter().map(|acct| {
-        let (client, solver, next, done, failed) = (
+        let (client, solver, next, done, failed, last_done) = (
             client.clone(),
             solver.clone(),
             next.clone(),
             done.clone(),
             failed.clone(),
+            last_done.clone(),
         );
         let tld = tld.to_owned();
         async move {
@@ -258,7 +267,10 @@ async fn throughput(
                 }
                 let id = [Identifier::dns(format!("t{concurrency}-{i}.{tld}"))];
                 match certify(&client, &acct, &id, &solver, &CertifyOptions::default()).await {
-                    Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                    Ok(_) => {
+                        last_done.fetch_max(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        done.fetch_add(1, Ordering::Relaxed)
+                    }
                     Err(e) => {
                         eprintln!("throughput: {e}");
                         failed.fetch_add(1, Ordering::Relaxed)
@@ -270,13 +282,30 @@ async fn throughput(
     futures_util::future::join_all(workers).await;
     let secs = start.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
-    (n as f64 / secs, n, failed.load(Ordering::Relaxed))
+    let active = last_done.load(Ordering::Relaxed) as f64 / 1e6;
+    Level {
+        rate: n as f64 / secs,
+        done: n,
+        failed: failed.load(Ordering::Relaxed),
+        active_rate: if active > 0.0 { n as f64 / active } else { 0.0 },
+    }
+}
+
+/// One concurrency level's outcome.
+#[derive(Clone, Copy)]
+struct Level {
+    /// Completed certifications per second over the whole level.
+    rate: f64,
+    done: usize,
+    failed: usize,
+    /// Completed per second up to the last completion (what a CA that
+    /// stalls managed while it still answered).
+    active_rate: f64,
 }
 
 /// Throughput of one CA at each concurrency level.
 struct Throughput {
-    /// (rate per second, completed, failed) per level.
-    levels: Vec<(f64, usize, usize)>,
+    levels: Vec<Level>,
     peak_kib: u64,
     cpu_per_cert: Option<Duration>,
 }
@@ -300,12 +329,207 @@ async fn ca_throughput(
         out.push(throughput(directory, root, solver, tld, *c, total, limit).await);
     }
     let cpu = proc_cpu_time(pid).unwrap_or_default().saturating_sub(cpu0);
-    let done: usize = out.iter().map(|l| l.1).sum();
+    let done: usize = out.iter().map(|l| l.done).sum();
     Throughput {
         levels: out,
         peak_kib: proc_status_kib(pid, "VmHWM").unwrap_or(0),
         cpu_per_cert: (done > 0).then(|| cpu / done as u32),
     }
+}
+
+/// Seconds of 8-client load the CA is profiled for.
+const PROFILE_SECS: u64 = 3;
+
+/// Where a process's CPU went, as shares of the samples.
+struct Profile {
+    samples: usize,
+    shares: Vec<(&'static str, f64)>,
+}
+
+/// Profiles the CA process `pid` with `perf` (when it is installed) during
+/// [`PROFILE_SECS`] of 8 concurrent clients.
+async fn profile_ca(
+    dir: &Path,
+    pid: u32,
+    directory: &str,
+    root: &str,
+    solver: &Http01Solver,
+) -> Option<Profile> {
+    let data = dir.join("ca.perf");
+    let mut perf = Command::new("perf")
+        .args(["record", "-e", "cpu-clock", "-F", "999"])
+        .args(["--call-graph", "dwarf,16384", "-p", &pid.to_string(), "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &PROFILE_SECS.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| eprintln!("[bench] no profile: perf did not start ({e})"))
+        .ok()?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let load = Duration::from_secs(PROFILE_SECS);
+    throughput(directory, root, solver, "test", 8, usize::MAX, load).await;
+    let recorded = tokio::task::spawn_blocking(move || perf.wait())
+        .await
+        .ok()?
+        .ok()?;
+    if !recorded.success() {
+        eprintln!("[bench] no profile: perf record failed ({recorded})");
+        return None;
+    }
+    let out = Command::new("perf")
+        .args(["script", "-F", "ip,sym,dso", "-i"])
+        .arg(&data)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    let mut samples = 0;
+    for stack in text.split("\n\n") {
+        let frames: Vec<&str> = stack
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if frames.is_empty() {
+            continue;
+        }
+        samples += 1;
+        let cat = classify(&frames);
+        match counts.iter_mut().find(|(c, _)| *c == cat) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((cat, 1)),
+        }
+    }
+    if samples == 0 {
+        eprintln!("[bench] no profile: perf recorded no samples");
+        return None;
+    }
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    Some(Profile {
+        samples,
+        shares: counts
+            .into_iter()
+            .map(|(c, n)| (c, n as f64 / samples as f64))
+            .collect(),
+    })
+}
+
+/// The category of one sampled stack (innermost frame first).
+fn classify(frames: &[&str]) -> &'static str {
+    if frames[0].contains("[kernel") {
+        return "kernel: loopback TCP, scheduling, syscalls";
+    }
+    const RULES: &[(&str, &str)] = &[
+        ("Jwk::verify", "JWS signature verification (ECDSA P-256)"),
+        ("check_csr", "CSR check (parse, signature, names)"),
+        ("Pki::issue", "certificate issuance (build, sign)"),
+        (
+            "site_encrypt_ca::validate",
+            "http-01 validation (connect, fetch)",
+        ),
+        ("rustls", "TLS (rustls: handshakes, records)"),
+        ("hyper", "HTTP (hyper)"),
+        (
+            "site_encrypt_",
+            "request handling (JWS parsing, JSON, state)",
+        ),
+        ("tokio", "async runtime (tokio)"),
+    ];
+    for f in frames {
+        for (needle, cat) in RULES {
+            if f.contains(needle) {
+                return cat;
+            }
+        }
+    }
+    "other (allocator, libc)"
+}
+
+/// Goroutines blocked on a lock, grouped.
+struct LockWait {
+    count: usize,
+    /// The request handler or task the goroutine was running.
+    task: String,
+    /// The innermost Pebble function, where it waits.
+    blocked_in: String,
+    /// `read lock` or `write lock`.
+    lock: &'static str,
+}
+
+/// Groups the lock waits of a Go goroutine dump (Pebble's SIGQUIT output).
+fn lock_waits(dump: &str) -> Vec<LockWait> {
+    // "github.com/letsencrypt/pebble/db.(*MemoryStore).AddCertificate(0xc0, 0xc0)"
+    // becomes "db.(*MemoryStore).AddCertificate": the arguments are the last
+    // parenthesised group.
+    fn short(f: &str) -> String {
+        let f = match f.rfind('(') {
+            Some(i) if f.ends_with(')') => &f[..i],
+            _ => f,
+        };
+        f.trim_start_matches("github.com/letsencrypt/pebble/")
+            .to_owned()
+    }
+    let mut out: Vec<LockWait> = Vec::new();
+    for block in dump.split("\n\n") {
+        let mut lines = block.lines();
+        let Some(head) = lines.next() else { continue };
+        if !head.starts_with("goroutine ") || !head.contains("[semacquire") {
+            continue;
+        }
+        // Function lines are the unindented ones; file:line lines are indented.
+        let funcs: Vec<&str> = block
+            .lines()
+            .skip(1)
+            .filter(|l| !l.starts_with(char::is_whitespace))
+            .collect();
+        let Some(lock_at) = funcs
+            .iter()
+            .position(|f| f.starts_with("sync.(*RWMutex).") || f.starts_with("sync.(*Mutex).Lock"))
+        else {
+            continue;
+        };
+        let lock = if funcs[lock_at].starts_with("sync.(*RWMutex).RLock") {
+            "read lock"
+        } else {
+            "write lock"
+        };
+        let ours: Vec<&str> = funcs[lock_at..]
+            .iter()
+            .copied()
+            .filter(|f| f.contains("letsencrypt/pebble/"))
+            .collect();
+        let Some(blocked) = ours.first() else {
+            continue;
+        };
+        let task = ours
+            .iter()
+            .rev()
+            .find(|f| {
+                !f.starts_with("created by")
+                    && !f.contains(".func")
+                    && !f.contains("wfeHandlerFunc")
+                    && !f.contains("topHandler")
+                    && !f.contains("-fm")
+            })
+            .unwrap_or(blocked);
+        let (task, blocked_in) = (short(task), short(blocked));
+        match out
+            .iter_mut()
+            .find(|w| w.task == task && w.blocked_in == blocked_in && w.lock == lock)
+        {
+            Some(w) => w.count += 1,
+            None => out.push(LockWait {
+                count: 1,
+                task,
+                blocked_in,
+                lock,
+            }),
+        }
+    }
+    out.sort_by_key(|w| std::cmp::Reverse(w.count));
+    out
 }
 
 /// Runs wrk and returns requests per second.
@@ -524,10 +748,10 @@ async fn main() {
     .expect("bind");
     let sport = solver_srv.addr().port();
     let limit = Duration::from_secs(if quick { 3 } else { 15 });
-    let ours = {
+    let (ours, profile) = {
         let ca = CaProcess::start(&cfg.site_encrypt(), dir, sport, &[]);
         let root = std::fs::read_to_string(&ca.root).expect("root");
-        ca_throughput(
+        let t = ca_throughput(
             &ca.directory,
             &root,
             ca.pid(),
@@ -537,17 +761,24 @@ async fn main() {
             cfg.n(600),
             limit,
         )
-        .await
+        .await;
+        let profile = if quick || std::env::var("BENCH_PROFILE").as_deref() == Ok("0") {
+            None
+        } else {
+            profile_ca(dir, ca.pid(), &ca.directory, &root, &solver).await
+        };
+        (t, profile)
     };
     // A fresh Pebble for each level: under load Pebble can stop answering,
     // and one level must not spoil the next.
-    let pebble_tp = {
+    let (pebble_tp, pebble_stalls) = {
         let mut merged = Throughput {
             levels: Vec::new(),
             peak_kib: 0,
             cpu_per_cert: None,
         };
         let (mut cpu, mut done) = (Duration::ZERO, 0usize);
+        let mut stalls = Vec::new();
         for (i, c) in levels.iter().enumerate() {
             let pdir = dir.join(format!("pebble-tp-{i}"));
             std::fs::create_dir_all(&pdir).expect("dir");
@@ -564,16 +795,20 @@ async fn main() {
                 limit,
             )
             .await;
-            let n = t.levels[0].1;
+            let n = t.levels[0].done;
             if let Some(per) = t.cpu_per_cert {
                 cpu += per * n as u32;
                 done += n;
             }
             merged.peak_kib = merged.peak_kib.max(t.peak_kib);
             merged.levels.push(t.levels[0]);
+            if t.levels[0].failed > 0 {
+                // Requests timed out: ask Go where every goroutine waits.
+                stalls.push((*c, lock_waits(&pebble.goroutine_dump())));
+            }
         }
         merged.cpu_per_cert = (done > 0).then(|| cpu / done as u32);
-        merged
+        (merged, stalls)
     };
     drop(solver_srv);
     let header: Vec<String> = levels
@@ -591,11 +826,15 @@ async fn main() {
         let cells: Vec<String> = t
             .levels
             .iter()
-            .map(|(r, n, f)| {
-                if *n == 0 {
+            .map(|l| {
+                let (r, n, f) = (l.rate, l.done, l.failed);
+                if n == 0 {
                     format!("none completed ({f} failed)")
-                } else if *f > 0 {
-                    format!("{r:.1}/s ({n} done, {f} failed)")
+                } else if f > 0 {
+                    format!(
+                        "{r:.1}/s: {n} done, then {f} timed out ({:.1}/s until then)",
+                        l.active_rate
+                    )
                 } else {
                     format!("{r:.1}/s ({n} done)")
                 }
@@ -612,12 +851,17 @@ async fn main() {
         );
     }
     let top = levels.len() - 1;
-    let peer_failed_at_top = pebble_tp.levels[top].2 > 0;
-    let ratio_top = match (ours.levels[top], pebble_tp.levels[top]) {
-        ((r, _, _), (p, n, _)) if n > 0 => Some(r / p),
-        _ => None,
+    let (our_top, peer_top) = (ours.levels[top], pebble_tp.levels[top]);
+    let peer_failed_at_top = peer_top.failed > 0;
+    let ratio_top = (peer_top.done > 0).then(|| our_top.rate / peer_top.rate);
+    // Sustained: levels that ended without a failed certification.
+    let best = |t: &Throughput| {
+        t.levels
+            .iter()
+            .filter(|l| l.failed == 0)
+            .map(|l| l.rate)
+            .fold(0.0, f64::max)
     };
-    let best = |t: &Throughput| t.levels.iter().map(|l| l.0).fold(0.0, f64::max);
     let best_ratio = best(&ours) / best(&pebble_tp).max(f64::MIN_POSITIVE);
     match ratio_top {
         Some(r) if !peer_failed_at_top => {
@@ -628,11 +872,14 @@ async fn main() {
             );
         }
         Some(r) => {
-            let (_, n, f) = pebble_tp.levels[top];
             let _ = writeln!(
                 md,
-                "\nAt {} clients Pebble completed {n} certifications and then stopped answering ({f} requests timed out after 30 s), so the ratio there ({r:.1}×) measures Pebble stalling, not sustained throughput.",
-                levels[top]
+                "\nAt {} clients Pebble stopped answering: after {} certifications ({:.1}/s until then) its {} outstanding requests timed out after 30 s (why: below). Over the level site-encrypt's CA completed **{r:.1}×** Pebble's certifications per second; against Pebble's rate before it stopped, {:.1}×.",
+                levels[top],
+                peer_top.done,
+                peer_top.active_rate,
+                peer_top.failed,
+                our_top.rate / peer_top.active_rate.max(f64::MIN_POSITIVE),
             );
         }
         None => {
@@ -645,7 +892,7 @@ async fn main() {
     }
     let _ = writeln!(
         md,
-        "Best sustained rate of each: site-encrypt ca {:.1}/s, Pebble {:.1}/s: **{best_ratio:.1}×**.",
+        "Best sustained rate of each (levels without a failure): site-encrypt ca {:.1}/s, Pebble {:.1}/s: **{best_ratio:.1}×**.",
         best(&ours),
         best(&pebble_tp)
     );
@@ -655,7 +902,7 @@ async fn main() {
     };
     let _ = writeln!(
         md,
-        "\nWhat dominates: site-encrypt's CA spends {} of CPU per certification, Pebble {} ({cpu_ratio:.1}× more). At about {:.0} certifications/s the CA process uses about {:.1} of the 2 cores and the clients generating the load (JWS signing, key generation, CSR, TLS, in the benchmark process) the rest: the machine, not the CA, is the limit on this 2-core box, so a 10× sustained ratio cannot show here while the clients share the cores.",
+        "\nWhat dominates: site-encrypt's CA spends {} of CPU per certification, Pebble {} ({cpu_ratio:.1}× more). At about {:.0} certifications/s the CA process uses about {:.1} of the 2 cores and the clients generating the load (JWS signing, key generation, CSR, TLS, in the benchmark process) the rest: on this 2-core box the machine, not the CA, sets the ceiling, so a 10× sustained ratio cannot show while the clients share the cores.",
         ours.cpu_per_cert
             .map(|d| format!("{:.2} ms", d.as_secs_f64() * 1000.0))
             .unwrap_or_default(),
@@ -670,6 +917,47 @@ async fn main() {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default(),
     );
+    if let Some(p) = &profile {
+        let per_cert = ours.cpu_per_cert.unwrap_or_default().as_secs_f64() * 1e6;
+        let _ = writeln!(
+            md,
+            "\n### Where site-encrypt's CA spends its CPU\n\n`perf record` (cpu-clock, DWARF call graphs) of the CA process during {} s of 8 clients: {} samples, each put in the first category its stack matches, innermost frame first. One certification is five requests (newOrder, authorization, challenge — answered `valid` because the CA validates on loopback before it replies —, finalize, download): five JWS signatures and the CSR's signature to verify.\n\n| category | share | ≈ per certification |\n|---|---|---|",
+            PROFILE_SECS, p.samples
+        );
+        for (cat, share) in &p.shares {
+            let _ = writeln!(
+                md,
+                "| {cat} | {:.1} % | {:.0} µs |",
+                share * 100.0,
+                share * per_cert
+            );
+        }
+    }
+    if let Some((c, waits)) = pebble_stalls.last() {
+        let _ = writeln!(
+            md,
+            "\n### Why Pebble stops answering\n\nWhen requests to Pebble timed out (at {c} clients here), the benchmark stopped it with SIGQUIT, which makes Go print every goroutine's stack. Goroutines blocked on a lock, by what they were doing and where they wait:\n\n| goroutines | doing | blocked in | waiting for |\n|---|---|---|---|"
+        );
+        for w in waits.iter().take(8) {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                w.count, w.task, w.blocked_in, w.lock
+            );
+        }
+        let issuing = waits
+            .iter()
+            .any(|w| w.blocked_in.contains("AddCertificate") && w.lock == "write lock");
+        let finding = waits
+            .iter()
+            .any(|w| w.blocked_in.contains("FindValidAuthorization"));
+        if issuing && finding {
+            let _ = writeln!(
+                md,
+                "\nAn issuance (`CompleteOrder`) waits for the store's write lock, so Go's RWMutex admits no new reader; the store's read lock is held by `NewOrder` requests inside `FindValidAuthorization`, which themselves wait at a nested lock. Nothing can move again: a lock-order deadlock inside Pebble's in-memory store. It takes an issuance and a new order at the same moment, which concurrent clients make likely; no client behaviour is involved beyond sending those two requests."
+            );
+        }
+    }
     if only_throughput {
         println!("{md}");
         return;
@@ -847,22 +1135,32 @@ async fn main() {
         e1.as_secs_f64() / a1.as_secs_f64(),
         check(e1.as_secs_f64() / a1.as_secs_f64() >= 500.0)
     );
-    let (tp_measured, tp_ok) = match ratio_top {
-        Some(r) if !peer_failed_at_top => (format!("{r:.1}×"), r >= 10.0),
+    // When Pebble stops answering, the measured ratio meets the target only
+    // through Pebble's failure; the row says so and gives the like-for-like
+    // figure beside it.
+    let (tp_measured, tp_verdict) = match ratio_top {
+        Some(r) if !peer_failed_at_top => (format!("{r:.1}×"), check(r >= 10.0).to_owned()),
         Some(r) => (
-            format!("{r:.1}× only because Pebble stalled; best sustained rates {best_ratio:.1}×"),
-            best_ratio >= 10.0,
+            format!(
+                "{r:.1}× (Pebble stopped answering); like for like, best sustained rates {best_ratio:.1}×"
+            ),
+            format!(
+                "met only because Pebble stalls; like for like {}",
+                check(best_ratio >= 10.0)
+            ),
         ),
         None => (
             format!("Pebble completed none; best sustained rates {best_ratio:.1}×"),
-            best_ratio >= 10.0,
+            format!(
+                "met only because Pebble stalls; like for like {}",
+                check(best_ratio >= 10.0)
+            ),
         ),
     };
     let _ = writeln!(
         md,
-        "| our CA ≥ 10× Pebble's throughput at {} clients | {tp_measured} | {} |",
+        "| our CA ≥ 10× Pebble's throughput at {} clients | {tp_measured} | {tp_verdict} |",
         levels[top],
-        check(tp_ok)
     );
     let _ = writeln!(
         md,
@@ -885,5 +1183,84 @@ async fn main() {
     if !quick {
         std::fs::write(repo.join("BENCHMARKS.md"), &md).expect("write BENCHMARKS.md");
         eprintln!("[bench] wrote BENCHMARKS.md");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUMP: &str = "SIGQUIT: quit\nPC=0x468ce1 m=0 sigcode=0\n\n\
+goroutine 7 [semacquire]:\n\
+sync.(*RWMutex).Lock(0x0?)\n\
+\tsync/rwmutex.go:152 +0x71\n\
+github.com/letsencrypt/pebble/db.(*MemoryStore).AddCertificate(0xc0000fe080, 0xc000a6cc00)\n\
+\tgithub.com/letsencrypt/pebble/db/memorystore.go:306 +0x5d\n\
+github.com/letsencrypt/pebble/ca.(*CAImpl).CompleteOrder(0xc0000da440, 0xc0005b7680)\n\
+\tgithub.com/letsencrypt/pebble/ca/ca.go:409 +0x2e7\n\
+github.com/letsencrypt/pebble/wfe.(*WebFrontEndImpl).FinalizeOrder.func1()\n\
+\tgithub.com/letsencrypt/pebble/wfe/wfe.go:1952 +0x2a\n\
+created by github.com/letsencrypt/pebble/wfe.(*WebFrontEndImpl).FinalizeOrder\n\
+\tgithub.com/letsencrypt/pebble/wfe/wfe.go:1952 +0xdfc\n\n\
+goroutine 8 [semacquire]:\n\
+sync.(*RWMutex).RLock(...)\n\
+\tsync/rwmutex.go:71\n\
+github.com/letsencrypt/pebble/db.(*MemoryStore).GetAccountByID(...)\n\
+\tgithub.com/letsencrypt/pebble/db/memorystore.go:81\n\
+github.com/letsencrypt/pebble/wfe.(*WebFrontEndImpl).Authz(0xc0000a4140, {0xc0000a6008?, 0xa53f20?})\n\
+\tgithub.com/letsencrypt/pebble/wfe/wfe.go:2014 +0x1\n\
+github.com/letsencrypt/pebble/wfe.(*WebFrontEndImpl).Authz-fm({0x8533a8?, 0xc00098d680?})\n\
+\t<autogenerated>:1 +0x4c\n\
+github.com/letsencrypt/pebble/wfe.wfeHandlerFunc.ServeHTTP(0x40f5a7?)\n\
+\tgithub.com/letsencrypt/pebble/wfe/wfe.go:132 +0x43\n\n\
+goroutine 9 [semacquire]:\n\
+sync.(*RWMutex).RLock(...)\n\
+\tsync/rwmutex.go:71\n\
+github.com/letsencrypt/pebble/db.(*MemoryStore).GetAccountByID(...)\n\
+\tgithub.com/letsencrypt/pebble/db/memorystore.go:81\n\
+github.com/letsencrypt/pebble/wfe.(*WebFrontEndImpl).Authz(0xc0000a4140, {0xc0000a6008?, 0xa53f20?})\n\
+\tgithub.com/letsencrypt/pebble/wfe/wfe.go:2014 +0x1\n\n\
+goroutine 10 [IO wait]:\n\
+internal/poll.runtime_pollWait(0x7f, 0x72)\n\
+\truntime/netpoll.go:305 +0x89\n";
+
+    #[test]
+    fn lock_waits_group_goroutines_by_task_and_lock() {
+        let w = lock_waits(DUMP);
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].count, 2);
+        assert_eq!(w[0].task, "wfe.(*WebFrontEndImpl).Authz");
+        assert_eq!(w[0].blocked_in, "db.(*MemoryStore).GetAccountByID");
+        assert_eq!(w[0].lock, "read lock");
+        assert_eq!(w[1].count, 1);
+        assert_eq!(w[1].task, "ca.(*CAImpl).CompleteOrder");
+        assert_eq!(w[1].blocked_in, "db.(*MemoryStore).AddCertificate");
+        assert_eq!(w[1].lock, "write lock");
+        assert!(lock_waits("goroutine 1 [running]:\nmain.main()\n").is_empty());
+    }
+
+    #[test]
+    fn samples_are_classified_innermost_first() {
+        let verify = [
+            "55d1 __ecp_nistz256_mul_montx (/x/site-encrypt)",
+            "55d2 site_encrypt_proto::jwk::Jwk::verify (/x/site-encrypt)",
+            "55d3 hyper::proto::h1::dispatch::Dispatcher::poll (/x/site-encrypt)",
+        ];
+        assert_eq!(
+            classify(&verify),
+            "JWS signature verification (ECDSA P-256)"
+        );
+        let kernel = [
+            "ffff tcp_sendmsg ([kernel.kallsyms])",
+            "55d3 rustls::conn::write (/x/site-encrypt)",
+        ];
+        assert_eq!(
+            classify(&kernel),
+            "kernel: loopback TCP, scheduling, syscalls"
+        );
+        assert_eq!(
+            classify(&["55d0 malloc (/lib/libc.so.6)"]),
+            "other (allocator, libc)"
+        );
     }
 }

@@ -685,13 +685,13 @@ async fn new_order(
     let mut authz_ids = Vec::new();
     for ident in &identifiers {
         // Reuse a valid authorization of this account for the same identifier.
-        let reuse = db.authzs.iter().find(|(_, z)| {
-            z.account == a.account_id()
-                && &z.identifier == ident
-                && z.status == AuthorizationStatus::Valid
-                && z.expires > now
+        let key = (a.account_id().to_owned(), ident.clone());
+        let reuse = db.valid_authz.get(&key).filter(|id| {
+            db.authzs
+                .get(*id)
+                .is_some_and(|z| z.status == AuthorizationStatus::Valid && z.expires > now)
         });
-        if let Some((id, _)) = reuse {
+        if let Some(id) = reuse {
             authz_ids.push(id.clone());
             continue;
         }
@@ -1056,6 +1056,10 @@ fn record_validation(app: &App, chall: &str, result: Result<(), Problem>) {
         };
         if z.status.can_transition_to(&next) {
             z.status = next;
+            if ok {
+                let key = (z.account.clone(), z.identifier.clone());
+                db.valid_authz.insert(key, zid.clone());
+            }
         }
     }
 }

@@ -67,6 +67,10 @@ pub(crate) struct State {
     pub(crate) challs: HashMap<String, ChallRec>,
     pub(crate) certs: HashMap<String, CertRec>,
     pub(crate) by_cert_id: HashMap<String, String>,
+    /// The latest authorization validated per (account, identifier), so a
+    /// new order finds one to reuse without scanning every authorization.
+    /// Entries are hints: the record's status and expiry are checked on use.
+    pub(crate) valid_authz: HashMap<(String, Identifier), String>,
 }
 
 impl State {

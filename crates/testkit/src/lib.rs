@@ -71,12 +71,32 @@ pub struct Pebble {
     pub ca_root: PathBuf,
     /// The port Pebble fetches http-01 tokens from.
     pub http_port: u16,
+    /// Pebble's stderr (its log).
+    log: PathBuf,
 }
 
 impl Pebble {
     /// Pebble's process id (for its memory figures).
     pub fn pid(&self) -> u32 {
         self.procs.0[0].id()
+    }
+
+    /// Stops Pebble with SIGQUIT, which makes the Go runtime print every
+    /// goroutine's stack, and returns its log with that dump (for finding
+    /// out why it stopped answering).
+    pub fn goroutine_dump(mut self) -> String {
+        let pebble = &mut self.procs.0[0];
+        let _ = Command::new("kill")
+            .args(["-QUIT", &pebble.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = pebble.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Starts Pebble in `dir`, validating http-01 on `http_port`, rejecting
@@ -132,7 +152,7 @@ impl Pebble {
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", nonce_reject.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file(dir, "pebble.log"))
             .spawn()
             .expect("start pebble");
         wait_port(listen, &mut pebble, "pebble");
@@ -141,7 +161,17 @@ impl Pebble {
             directory: format!("https://127.0.0.1:{listen}/dir"),
             ca_root,
             http_port,
+            log: dir.join("pebble.log"),
         }
+    }
+}
+
+/// A log file in `dir` for a child process's output (kept in the test's temp
+/// dir, so a failing or stalling run can be read afterwards).
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    match std::fs::File::create(dir.join(name)) {
+        Ok(f) => Stdio::from(f),
+        Err(_) => Stdio::null(),
     }
 }
 
