@@ -945,16 +945,15 @@ async fn main() {
                 w.count, w.task, w.blocked_in, w.lock
             );
         }
-        let issuing = waits
+        let writer = waits.iter().find(|w| w.lock == "write lock");
+        let nested = waits
             .iter()
-            .any(|w| w.blocked_in.contains("AddCertificate") && w.lock == "write lock");
-        let finding = waits
-            .iter()
-            .any(|w| w.blocked_in.contains("FindValidAuthorization"));
-        if issuing && finding {
+            .find(|w| w.blocked_in.contains("FindValidAuthorization"));
+        if let (Some(writer), Some(nested)) = (writer, nested) {
             let _ = writeln!(
                 md,
-                "\nAn issuance (`CompleteOrder`) waits for the store's write lock, so Go's RWMutex admits no new reader; the store's read lock is held by `NewOrder` requests inside `FindValidAuthorization`, which themselves wait at a nested lock. Nothing can move again: a lock-order deadlock inside Pebble's in-memory store. It takes an issuance and a new order at the same moment, which concurrent clients make likely; no client behaviour is involved beyond sending those two requests."
+                "\n`{}` requests inside `FindValidAuthorization` ({} here): each holds the store's read lock and waits at a second, nested read lock. A writer (`{}` in `{}`) waits for the store's write lock, and Go's RWMutex admits no new reader while a writer waits, so the nested read lock never comes and the writer never gets in; every other request queues behind them. This is a deadlock inside Pebble's in-memory store (recursive read locking): it takes a new order that overlaps any write, which concurrent clients make likely, and nothing a client sends beyond ordinary requests.",
+                nested.task, nested.count, writer.blocked_in, writer.task,
             );
         }
     }
