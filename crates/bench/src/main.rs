@@ -733,7 +733,7 @@ async fn main() {
             r(e, d)
         );
     }
-    md.push_str("\nA whole `site-encrypt certify` process (b, d) spends about 30 ms of its time, once per process, in the crypto library's first-use initialisation at the first TLS handshake (seen with strace as one CPU-bound one-time initialisation); the in-process figure (a) pays it once at start.\n");
+    md.push_str("\n(b) and (d) are whole processes: start, directory, account, certification, files written. The workspace builds aws-lc without CPU jitter entropy (`.cargo/config.toml`); with it, every process would spend about 30 ms of CPU at its first random number.\n");
     md.push_str("\nRatios of medians (how many times faster):\n\n| names | (e)/(a) certbot+Pebble vs in-process | (c)/(b) certbot vs our client, same CA | (e)/(d) certbot vs our client, Pebble |\n|---|---|---|---|\n");
     md.push_str(&ratios);
 
@@ -938,7 +938,12 @@ async fn main() {
             md,
             "\n### Why Pebble stops answering\n\nWhen requests to Pebble timed out (at {c} clients here), the benchmark stopped it with SIGQUIT, which makes Go print every goroutine's stack. Goroutines blocked on a lock, by what they were doing and where they wait:\n\n| goroutines | doing | blocked in | waiting for |\n|---|---|---|---|"
         );
-        for w in waits.iter().take(8) {
+        // The largest groups, and every writer (there are few, and they matter).
+        for (_, w) in waits
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| *i < 8 || w.lock == "write lock")
+        {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} |",
@@ -952,7 +957,7 @@ async fn main() {
         if let (Some(writer), Some(nested)) = (writer, nested) {
             let _ = writeln!(
                 md,
-                "\n`{}` requests inside `FindValidAuthorization` ({} here): each holds the store's read lock and waits at a second, nested read lock. A writer (`{}` in `{}`) waits for the store's write lock, and Go's RWMutex admits no new reader while a writer waits, so the nested read lock never comes and the writer never gets in; every other request queues behind them. This is a deadlock inside Pebble's in-memory store (recursive read locking): it takes a new order that overlaps any write, which concurrent clients make likely, and nothing a client sends beyond ordinary requests.",
+                "\n`{}` requests inside `FindValidAuthorization` ({} here): each holds the store's read lock and waits at a second, nested read lock. A writer (`{}` in `{}`) waits for the store's write lock, and Go's RWMutex admits no new reader while a writer waits, so the nested read lock never comes and the writer never gets in; every other request queues behind them. This is a deadlock inside Pebble's in-memory store (recursive read locking). All it takes is a new order that overlaps any write, which concurrent clients make likely; the clients send only ordinary requests.",
                 nested.task, nested.count, writer.blocked_in, writer.task,
             );
         }

@@ -227,7 +227,10 @@ impl CaConfig {
         self
     }
 
-    /// Testing aid: wait this long before each validation.
+    /// Testing aid: wait this long before each validation. With a delay, a
+    /// challenge answer says `processing` at once (exercising clients'
+    /// polling); without one it waits up to
+    /// [`INLINE_VALIDATION_WAIT`](crate::INLINE_VALIDATION_WAIT) for the outcome.
     pub fn validation_delay(mut self, delay: Duration) -> Self {
         self.validation_delay = delay;
         self

@@ -66,7 +66,8 @@ struct CaArgs {
     /// Testing aid: reject this percentage of valid nonces with badNonce.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     reject_nonces: u8,
-    /// Testing aid: delay every validation by this long (e.g. 500ms, 2s).
+    /// Testing aid: delay every validation by this long (e.g. 500ms, 2s);
+    /// challenge answers then say `processing`, so clients must poll.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     validation_delay: Duration,
 }
