@@ -303,6 +303,22 @@ async fn guarded<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("the client hung past every configured timeout")
 }
 
+/// Certifies `bad.test` (the only name the fake CA knows), hang-guarded.
+async fn certify_bad_test(
+    c: &AcmeClient,
+    acct: &AccountCredentials,
+    solver: &Http01Solver,
+) -> Result<IssuedCertificate, Error> {
+    guarded(certify(
+        c,
+        acct,
+        &[Identifier::dns("bad.test")],
+        solver,
+        &CertifyOptions::default(),
+    ))
+    .await
+}
+
 async fn new_account(c: &AcmeClient) -> Result<(AccountCredentials, bool), Error> {
     guarded(ensure_account(c, None, &AccountOptions::default())).await
 }
@@ -417,15 +433,9 @@ async fn invalid_challenge_names_the_cause() {
     let c = client(Fault::InvalidChallenge).await;
     let (acct, _) = new_account(&c).await.expect("account");
     let solver = Http01Solver::default();
-    let err = guarded(certify(
-        &c,
-        &acct,
-        &[Identifier::dns("bad.test")],
-        &solver,
-        &CertifyOptions::default(),
-    ))
-    .await
-    .expect_err("invalid");
+    let err = certify_bad_test(&c, &acct, &solver)
+        .await
+        .expect_err("invalid");
     match &err {
         Error::ChallengeFailed {
             identifier,
@@ -502,16 +512,9 @@ async fn a_valid_challenge_answer_skips_polling_and_order_not_ready_is_retried()
     let (c, fake) = client_and_fake(Fault::OrderNotReadyOnce).await;
     let (acct, _) = new_account(&c).await.expect("account");
     fake.log.lock().expect("log").clear();
-    let solver = Http01Solver::default();
-    let err = guarded(certify(
-        &c,
-        &acct,
-        &[Identifier::dns("bad.test")],
-        &solver,
-        &CertifyOptions::default(),
-    ))
-    .await
-    .expect_err("the script ends at the download");
+    let err = certify_bad_test(&c, &acct, &Http01Solver::default())
+        .await
+        .expect_err("the script ends at the download");
     // The challenge answer said valid: no authorization poll. The first
     // finalize was refused as not ready: the order is read, then finalized
     // again, then the certificate is asked for.
