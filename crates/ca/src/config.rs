@@ -82,6 +82,7 @@ pub struct CaConfig {
     pub(crate) eab_required: bool,
     pub(crate) nonce_reject_percent: u8,
     pub(crate) validation_delay: Duration,
+    pub(crate) issuance_delay: Duration,
     pub(crate) validation_timeout: Duration,
     pub(crate) profiles: BTreeMap<String, Profile>,
 }
@@ -137,6 +138,7 @@ impl CaConfig {
             eab_required: false,
             nonce_reject_percent: 0,
             validation_delay: Duration::ZERO,
+            issuance_delay: Duration::ZERO,
             validation_timeout: DEFAULT_VALIDATION_TIMEOUT,
             profiles,
         }
@@ -233,6 +235,16 @@ impl CaConfig {
     /// [`INLINE_VALIDATION_WAIT`](crate::INLINE_VALIDATION_WAIT) for the outcome.
     pub fn validation_delay(mut self, delay: Duration) -> Self {
         self.validation_delay = delay;
+        self
+    }
+
+    /// Testing aid: issue this long after finalize. With a delay, finalize
+    /// answers the order as `processing` (with Retry-After) and the
+    /// certificate comes later, as with CAs that issue asynchronously, so a
+    /// client's polling after finalize can be exercised; without one the
+    /// certificate is issued before finalize answers.
+    pub fn issuance_delay(mut self, delay: Duration) -> Self {
+        self.issuance_delay = delay;
         self
     }
 

@@ -27,8 +27,9 @@
 //!
 //! Speed: a challenge response waits up to [`INLINE_VALIDATION_WAIT`] for its
 //! validation, so on loopback it already reports the challenge `valid` (or
-//! `invalid` with the reason) and a client need not poll; set
-//! [`CaConfig::validation_delay`] to get `processing` answers and exercise a
+//! `invalid` with the reason) and a client need not poll, and finalize issues
+//! before it answers. Set [`CaConfig::validation_delay`] or
+//! [`CaConfig::issuance_delay`] to get `processing` answers and exercise a
 //! client's polling instead.
 
 mod config;

@@ -777,7 +777,7 @@ async fn finalize(
 ) -> AcmeResult {
     let a = authenticate(&app, &headers, &uri, &body, KeyMode::Kid)?;
     let req: Finalize = a.json("finalize")?;
-    let (identifiers, leaf) = {
+    let (csr, identifiers, lifetime) = {
         let mut db = app.db();
         owned_order(&db, &id, a.account_id())?;
         db.refresh_order(&id, app.cfg.now());
@@ -825,31 +825,73 @@ async fn finalize(
         if let Some(o) = db.orders.get_mut(&id) {
             o.status = OrderStatus::Processing;
         }
-        drop(db);
-        let leaf = match app.pki.issue(&csr, &identifiers, lifetime, app.cfg.now()) {
-            Ok(leaf) => leaf,
-            Err(e) => {
-                let mut db = app.db();
-                if let Some(o) = db.orders.get_mut(&id) {
-                    o.status = OrderStatus::Invalid;
-                    o.error = Some(Problem::new(ProblemType::ServerInternal, e.to_string()));
-                }
-                return Err(AcmeError::new(
-                    ProblemType::ServerInternal,
-                    format!("issuance failed: {e}"),
-                ));
-            }
-        };
-        (identifiers, leaf)
+        (csr, identifiers, lifetime)
     };
-    let facts = pki::cert_facts(&leaf).ok_or_else(|| {
-        AcmeError::new(
-            ProblemType::ServerInternal,
-            "issued certificate does not parse",
-        )
-    })?;
-    let cert_id = random_id();
+    let job = Issuance {
+        order: id,
+        account: a.account_id().to_owned(),
+        csr,
+        identifiers,
+        lifetime,
+    };
+    let delay = app.cfg.issuance_delay;
+    if delay.is_zero() {
+        let id = job.order.clone();
+        issue(&app, job)?;
+        return Ok(order_response(&app.db(), &a.base, &id, StatusCode::OK));
+    }
+    // Testing aid: answer `processing` now and issue later, as CAs that
+    // issue asynchronously do.
+    let id = job.order.clone();
+    let app2 = app.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        // A failure is recorded on the order, where the client will read it.
+        let _ = issue(&app2, job);
+    });
+    Ok(order_response(&app.db(), &a.base, &id, StatusCode::OK))
+}
+
+/// A finalized order waiting for its certificate.
+struct Issuance {
+    order: String,
+    account: String,
+    csr: pki::CheckedCsr,
+    identifiers: Vec<Identifier>,
+    lifetime: Duration,
+}
+
+/// Issues the certificate of a processing order and stores it; the order
+/// becomes valid, or invalid with the reason when issuance fails.
+fn issue(app: &App, job: Issuance) -> Result<(), AcmeError> {
+    let Issuance {
+        order: id,
+        account,
+        csr,
+        identifiers,
+        lifetime,
+    } = job;
+    let issued = app
+        .pki
+        .issue(&csr, &identifiers, lifetime, app.cfg.now())
+        .map_err(|e| format!("issuance failed: {e}"))
+        .and_then(|leaf| {
+            let facts =
+                pki::cert_facts(&leaf).ok_or("issued certificate does not parse".to_owned())?;
+            Ok((leaf, facts))
+        });
     let mut db = app.db();
+    let (leaf, facts) = match issued {
+        Ok(x) => x,
+        Err(detail) => {
+            if let Some(o) = db.orders.get_mut(&id) {
+                o.status = OrderStatus::Invalid;
+                o.error = Some(Problem::new(ProblemType::ServerInternal, detail.clone()));
+            }
+            return Err(AcmeError::new(ProblemType::ServerInternal, detail));
+        }
+    };
+    let cert_id = random_id();
     let replaces = db.orders.get(&id).and_then(|o| o.replaces.clone());
     if let Some(old) = replaces.and_then(|r| db.by_cert_id.get(&r).cloned()) {
         if let Some(c) = db.certs.get_mut(&old) {
@@ -860,7 +902,7 @@ async fn finalize(
     db.certs.insert(
         cert_id.clone(),
         CertRec {
-            account: a.account_id().to_owned(),
+            account,
             leaf_pem: site_encrypt_proto::pem::encode("CERTIFICATE", &leaf),
             leaf_der: leaf,
             not_before: facts.not_before,
@@ -876,7 +918,7 @@ async fn finalize(
         o.cert = Some(cert_id.clone());
     }
     tracing::info!(order = %id, cert = %cert_id, "certificate issued");
-    Ok(order_response(&db, &a.base, &id, StatusCode::OK))
+    Ok(())
 }
 
 fn challenge_json(base: &str, id: &str, c: &ChallRec) -> Challenge {

@@ -863,6 +863,71 @@ async fn authorization_deactivation_and_retry_after_while_processing() {
     problem(&r, ProblemType::Malformed);
 }
 
+#[tokio::test]
+async fn delayed_issuance_answers_processing_then_valid() {
+    let h = harness(CaConfig::new().issuance_delay(Duration::from_millis(200))).await;
+    let (key, kid) = h.account().await;
+    let (url, order) = h.order(&key, &kid, &["later.test"]).await;
+    h.make_ready(&key, &kid, &order).await;
+    let cert_key = KeyPair::generate(KeyType::EcP256).expect("key");
+    // A bad CSR is still refused at once.
+    let r = h
+        .post(
+            &key,
+            Signer::Kid(&kid),
+            &order.finalize,
+            Some(csr(&cert_key, &["other.test"])),
+        )
+        .await;
+    problem(&r, ProblemType::BadCsr);
+    let r = h
+        .post(
+            &key,
+            Signer::Kid(&kid),
+            &order.finalize,
+            Some(csr(&cert_key, &["later.test"])),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("location"), Some(url.as_str()));
+    assert!(
+        r.header("retry-after").is_some(),
+        "Retry-After while processing"
+    );
+    let o: Order = serde_json::from_slice(&r.body).expect("order");
+    assert_eq!(o.status, OrderStatus::Processing);
+    assert!(o.certificate.is_none());
+    // Refinalizing while processing is refused.
+    let r = h
+        .post(
+            &key,
+            Signer::Kid(&kid),
+            &order.finalize,
+            Some(csr(&cert_key, &["later.test"])),
+        )
+        .await;
+    problem(&r, ProblemType::OrderNotReady);
+    let mut polls = 0;
+    let valid = loop {
+        let r = h.post(&key, Signer::Kid(&kid), &url, None).await;
+        let o: Order = serde_json::from_slice(&r.body).expect("order");
+        if o.status == OrderStatus::Valid {
+            break o;
+        }
+        assert_eq!(o.status, OrderStatus::Processing);
+        assert!(r.header("retry-after").is_some());
+        polls += 1;
+        assert!(polls < 200, "the certificate never came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(polls >= 1, "the order was valid before the delay passed");
+    let cert_url = valid.certificate.expect("certificate URL");
+    let r = h.post(&key, Signer::Kid(&kid), &cert_url, None).await;
+    assert_eq!(r.status, 200);
+    let pem = String::from_utf8_lossy(&r.body);
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2, "{pem}");
+}
+
 async fn validation_error(h: &H, name: &str) -> Problem {
     let (key, kid) = h.account().await;
     let (_, order) = h.order(&key, &kid, &[name]).await;

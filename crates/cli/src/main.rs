@@ -70,6 +70,10 @@ struct CaArgs {
     /// challenge answers then say `processing`, so clients must poll.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     validation_delay: Duration,
+    /// Testing aid: issue this long after finalize (e.g. 500ms); finalize then
+    /// answers `processing`, so clients must poll the order.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    issuance_delay: Duration,
 }
 
 /// Parses `90d`, `6h`, `30m`, `10s`, `500ms`.
@@ -130,7 +134,8 @@ async fn run_ca(args: CaArgs) -> Result<(), String> {
         .tls_alpn01_port(args.tls_alpn_01_port)
         .cert_lifetime(args.cert_lifetime)
         .nonce_reject_percent(args.reject_nonces)
-        .validation_delay(args.validation_delay);
+        .validation_delay(args.validation_delay)
+        .issuance_delay(args.issuance_delay);
     if let Some(dir) = args.state {
         cfg = cfg.state_dir(dir);
     }

@@ -141,6 +141,7 @@ fn ca_help_documents_every_flag() {
         "--allow-name",
         "--reject-nonces",
         "--validation-delay",
+        "--issuance-delay",
     ] {
         assert!(help.contains(flag), "{flag} is not documented:\n{help}");
     }

@@ -543,8 +543,8 @@ impl HttpClient for Recording {
     }
 }
 
-/// Certifies three names in a row and returns the requests of each.
-async fn requests_per_certification(cfg: CaConfig) -> Vec<Vec<String>> {
+/// Certifies `rounds` names in a row and returns the requests of each.
+async fn requests_per_certification(cfg: CaConfig, rounds: usize) -> Vec<Vec<String>> {
     let e = env(cfg).await;
     let acct = account(&e).await;
     let rec = Arc::new(Recording {
@@ -555,7 +555,7 @@ async fn requests_per_certification(cfg: CaConfig) -> Vec<Vec<String>> {
         .await
         .expect("directory");
     let mut out = Vec::new();
-    for round in 0..3 {
+    for round in 0..rounds {
         rec.seen.lock().expect("lock").clear();
         let id = [Identifier::dns(format!("r{round}.example.test"))];
         certify(&client, &acct, &id, &e.solver, &CertifyOptions::default())
@@ -570,7 +570,7 @@ async fn requests_per_certification(cfg: CaConfig) -> Vec<Vec<String>> {
 async fn one_certification_takes_five_requests() {
     // The challenge answer already says valid (the CA validated on loopback
     // before answering) and a ready order is finalized without polling.
-    for seen in requests_per_certification(CaConfig::new()).await {
+    for seen in requests_per_certification(CaConfig::new(), 3).await {
         assert_eq!(
             seen,
             [
@@ -589,12 +589,32 @@ async fn a_slow_validation_is_polled() {
     // With a validation delay the challenge answer says processing: the
     // client polls the authorization until it is valid, then finalizes.
     let cfg = CaConfig::new().validation_delay(std::time::Duration::from_millis(30));
-    for seen in requests_per_certification(cfg).await {
+    for seen in requests_per_certification(cfg, 3).await {
         let polls = seen.len().saturating_sub(5);
         assert!(polls >= 1, "{seen:?}");
         let mut want = vec!["POST new-order", "POST authz", "POST chall"];
         want.extend(std::iter::repeat_n("POST authz", polls));
         want.extend(["POST order/finalize", "POST cert"]);
+        assert_eq!(seen, want);
+    }
+}
+
+#[tokio::test]
+async fn a_slow_issuance_is_polled() {
+    // With an issuance delay finalize answers processing (Retry-After: 1):
+    // the client waits, polls the order until it is valid, then downloads.
+    let cfg = CaConfig::new().issuance_delay(std::time::Duration::from_millis(30));
+    for seen in requests_per_certification(cfg, 1).await {
+        let polls = seen.len().saturating_sub(5);
+        assert!(polls >= 1, "{seen:?}");
+        let mut want = vec![
+            "POST new-order",
+            "POST authz",
+            "POST chall",
+            "POST order/finalize",
+        ];
+        want.extend(std::iter::repeat_n("POST order", polls));
+        want.push("POST cert");
         assert_eq!(seen, want);
     }
 }
