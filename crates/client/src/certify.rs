@@ -78,10 +78,16 @@ async fn certify_in_span<S: Solver>(
     };
     let (order_url, order) = client.new_order(account, &req).await?;
     tracing::debug!(order = %order_url, "order created");
-    // The certificate key is made on a blocking thread while the
-    // authorizations are solved.
+    // An RSA key takes long enough to make that it goes to a blocking thread
+    // while the authorizations are solved; an EC key takes microseconds,
+    // less than handing work to another thread would cost.
     let key_type = opts.key_type;
-    let key_task = tokio::task::spawn_blocking(move || KeyPair::generate(key_type));
+    let key_task = match key_type {
+        KeyType::EcP256 | KeyType::EcP384 => None,
+        _ => Some(tokio::task::spawn_blocking(move || {
+            KeyPair::generate(key_type)
+        })),
+    };
 
     match order.status {
         OrderStatus::Pending => {
@@ -97,9 +103,12 @@ async fn certify_in_span<S: Solver>(
         _ => return Err(order_failed(&order_url, &order)),
     }
 
-    let key = key_task
-        .await
-        .map_err(|e| Error::Csr(format!("key generation task failed: {e}")))??;
+    let key = match key_task {
+        Some(task) => task
+            .await
+            .map_err(|e| Error::Csr(format!("key generation task failed: {e}")))??,
+        None => KeyPair::generate(key_type)?,
+    };
     let csr = build_csr(&key, identifiers)?;
     // Every authorization is valid now, so the order is ready: finalize at
     // once instead of polling for it. A CA that has not caught up answers
@@ -330,8 +339,7 @@ fn check_chain(pem: &str, key: &KeyPair, identifiers: &[Identifier]) -> Result<(
     let leaf = ders.first().ok_or("empty chain")?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf)
         .map_err(|e| format!("leaf does not parse: {e}"))?;
-    let ours = rcgen::KeyPair::try_from(key.pkcs8_der()).map_err(|e| e.to_string())?;
-    if cert.public_key().subject_public_key.data.as_ref() != ours.public_key_raw() {
+    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_bytes() {
         return Err("the leaf certificate does not carry our key".into());
     }
     let names = crate::cert::san_names(&cert);
@@ -341,4 +349,38 @@ fn check_chain(pem: &str, key: &KeyPair, identifiers: &[Identifier]) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for `names` carrying `key`.
+    fn leaf_pem(key: &KeyPair, names: &[&str]) -> String {
+        let rc = rcgen::KeyPair::try_from(key.pkcs8_der()).expect("key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).expect("params");
+        params.self_signed(&rc).expect("cert").pem()
+    }
+
+    #[test]
+    fn the_chain_must_carry_our_key_and_every_name() {
+        let ids = [Identifier::dns("a.test"), Identifier::dns("b.test")];
+        for kind in [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa2048] {
+            let key = KeyPair::generate(kind).expect("key");
+            let other = KeyPair::generate(kind).expect("key");
+            assert_eq!(
+                check_chain(&leaf_pem(&key, &["a.test", "b.test"]), &key, &ids),
+                Ok(())
+            );
+            let err = check_chain(&leaf_pem(&other, &["a.test", "b.test"]), &key, &ids)
+                .expect_err("another key");
+            assert!(err.contains("does not carry our key"), "{err}");
+            let err =
+                check_chain(&leaf_pem(&key, &["a.test"]), &key, &ids).expect_err("missing name");
+            assert!(err.contains("b.test"), "{err}");
+        }
+        let key = KeyPair::generate(KeyType::EcP256).expect("key");
+        assert!(check_chain("", &key, &ids).is_err());
+    }
 }

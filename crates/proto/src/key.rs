@@ -171,6 +171,16 @@ impl KeyPair {
         crate::pem::encode("PRIVATE KEY", &self.pkcs8)
     }
 
+    /// The public key as it stands in a certificate's `subjectPublicKey`
+    /// bits: the uncompressed point for EC keys, the DER `RSAPublicKey` for
+    /// RSA keys.
+    pub fn public_key_bytes(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Ec(kp) => kp.public_key().as_ref(),
+            Inner::Rsa(kp) => kp.public_key().as_ref(),
+        }
+    }
+
     /// The public key as a JWK.
     pub fn jwk(&self) -> Jwk {
         match &self.inner {
