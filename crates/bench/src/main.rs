@@ -1003,9 +1003,11 @@ async fn main() {
     let cur = (*site.certifier.resolver().current()).clone();
     let url = format!("https://127.0.0.1:{}/", site.https_addr.port());
     let secs = if quick { 2 } else { 8 };
-    // Short paired runs: the swap's effect is read from each adjacent pair,
-    // so drift in the machine's speed over the minute cancels out.
-    let (pairs, pair_secs) = if quick { (1, 2) } else { (6, 4) };
+    // One wrk run per row, cut into phases that alternate between swapping
+    // and not; each phase's rate comes from the server's own response
+    // counter. The swap's effect is read from adjacent phases, so drift in
+    // the machine's speed cancels out and wrk's start-up is not in it.
+    let (pairs, phase_secs) = if quick { (1, 2) } else { (8, 3) };
     let swapping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swaps = Arc::new(AtomicUsize::new(0));
     let swapper = {
@@ -1054,26 +1056,35 @@ async fn main() {
         ("TLS handshakes/s (new connection per request)", true),
         ("requests/s (keep-alive)", false),
     ] {
-        let mut none = Vec::new();
-        let mut swap = Vec::new();
-        let mut ratios = Vec::new();
+        let total = 1 + 2 * pairs * phase_secs + 1;
+        let load = {
+            let url = url.clone();
+            std::thread::spawn(move || wrk(&url, close, total))
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (mut none, mut swap, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..pairs {
-            // Alternate which condition goes first.
-            let run = |swapped: bool| {
+            let phase = |swapped: bool| {
                 swapping.store(swapped, Ordering::Relaxed);
-                wrk(&url, close, pair_secs)
+                let start = (Instant::now(), site.app.metrics.total());
+                std::thread::sleep(Duration::from_secs(phase_secs));
+                let n = site.app.metrics.total() - start.1;
+                n as f64 / start.0.elapsed().as_secs_f64()
             };
+            // Alternate which condition goes first.
             let (n, w) = if i % 2 == 0 {
-                let n = run(false);
-                (n, run(true))
+                let n = phase(false);
+                (n, phase(true))
             } else {
-                let w = run(true);
-                (run(false), w)
+                let w = phase(true);
+                (phase(false), w)
             };
             none.push(n);
             swap.push(w);
             ratios.push(w / n);
         }
+        swapping.store(false, Ordering::Relaxed);
+        load.join().expect("wrk thread");
         swapping.store(false, Ordering::Relaxed);
         let ng = wrk(&nurl, close, secs);
         rows.push((
@@ -1090,7 +1101,7 @@ async fn main() {
         .chain(child_pids(nginx_pid))
         .filter_map(|p| proc_status_kib(p, "VmRSS"))
         .sum();
-    md.push_str(&format!("\n## TLS serving\n\nwrk (2 threads, 16 connections) against the demo site's HTTPS index page, with the certificate swapped every second ({} swaps) and without: {pairs} pairs of {pair_secs} s runs, back to back, the order alternating. The figures are medians; \"swap vs none\" is the median of the {pairs} pairwise ratios, with their range showing the machine's noise. nginx (2 workers) serves the same page with the same certificate ({secs} s). The server, wrk and the swapper share the 2 cores.\n\n| | demo, no swap | demo, swap every second | swap vs none (pair range) | nginx | demo vs nginx |\n|---|---|---|---|---|---|\n", swaps.load(Ordering::Relaxed)));
+    md.push_str(&format!("\n## TLS serving\n\nwrk (2 threads, 16 connections) against the demo site's HTTPS index page, with the certificate swapped every second ({} swaps) and without: one wrk run per row, cut into {} phases of {phase_secs} s that alternate between swapping and not (the order alternating pair by pair), each phase's rate counted by the server. The figures are medians; \"swap vs none\" is the median of the {pairs} ratios of adjacent phases, with their range showing the machine's noise. nginx (2 workers) serves the same page with the same certificate ({secs} s). The server, wrk and the swapper share the 2 cores.\n\n| | demo, no swap | demo, swap every second | swap vs none (pair range) | nginx | demo vs nginx |\n|---|---|---|---|---|---|\n", swaps.load(Ordering::Relaxed), 2 * pairs));
     for (label, none, swap, ratio, ratios, ng) in &rows {
         let lo = ratios.iter().copied().fold(f64::MAX, f64::min);
         let hi = ratios.iter().copied().fold(f64::MIN, f64::max);
