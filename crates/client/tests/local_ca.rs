@@ -37,6 +37,28 @@ async fn env(cfg: CaConfig) -> Env {
     }
 }
 
+impl Env {
+    /// Certifies `ids` for `acct` with `opts` through this CA.
+    async fn certify_with(
+        &self,
+        acct: &AccountCredentials,
+        ids: &[Identifier],
+        opts: &CertifyOptions,
+    ) -> Result<IssuedCertificate, Error> {
+        certify(&self.client, acct, ids, &self.solver, opts).await
+    }
+
+    /// Certifies `ids` for `acct` with default options.
+    async fn certify(
+        &self,
+        acct: &AccountCredentials,
+        ids: &[Identifier],
+    ) -> Result<IssuedCertificate, Error> {
+        self.certify_with(acct, ids, &CertifyOptions::default())
+            .await
+    }
+}
+
 async fn account(e: &Env) -> AccountCredentials {
     let opts = AccountOptions {
         emails: vec!["admin@example.test".into()],
@@ -80,15 +102,7 @@ async fn certifies_one_and_two_names() {
         vec!["site.localhost", "www.site.localhost"],
     ] {
         let ids: Vec<Identifier> = names.iter().map(|n| Identifier::dns(*n)).collect();
-        let cert = certify(
-            &e.client,
-            &acct,
-            &ids,
-            &e.solver,
-            &CertifyOptions::default(),
-        )
-        .await
-        .expect("certify");
+        let cert = e.certify(&acct, &ids).await.expect("certify");
         let got = sans(&leaf_der(&cert.chain_pem));
         for n in &names {
             assert!(got.contains(&format!("DNSName({n})")), "{n} not in {got:?}");
@@ -116,9 +130,7 @@ async fn certifies_ip_identifiers_and_every_key_type() {
             key_type: kt,
             ..Default::default()
         };
-        let cert = certify(&e.client, &acct, &ids, &e.solver, &opts)
-            .await
-            .expect("certify");
+        let cert = e.certify_with(&acct, &ids, &opts).await.expect("certify");
         assert_eq!(cert.key.key_type(), kt);
         let got = sans(&leaf_der(&cert.chain_pem));
         assert!(
@@ -133,15 +145,7 @@ async fn second_order_reuses_valid_authorizations() {
     let e = env(CaConfig::new()).await;
     let acct = account(&e).await;
     let ids = [Identifier::dns("reuse.test")];
-    certify(
-        &e.client,
-        &acct,
-        &ids,
-        &e.solver,
-        &CertifyOptions::default(),
-    )
-    .await
-    .expect("first");
+    e.certify(&acct, &ids).await.expect("first");
     let (_, order) = e
         .client
         .new_order(
@@ -158,15 +162,7 @@ async fn second_order_reuses_valid_authorizations() {
         site_encrypt_proto::OrderStatus::Ready,
         "valid authz reused"
     );
-    certify(
-        &e.client,
-        &acct,
-        &ids,
-        &e.solver,
-        &CertifyOptions::default(),
-    )
-    .await
-    .expect("second");
+    e.certify(&acct, &ids).await.expect("second");
 }
 
 #[tokio::test]
@@ -231,24 +227,8 @@ async fn revocation_by_account_and_by_certificate_key() {
     let e = env(CaConfig::new()).await;
     let acct = account(&e).await;
     let ids = [Identifier::dns("revoke.test")];
-    let c1 = certify(
-        &e.client,
-        &acct,
-        &ids,
-        &e.solver,
-        &CertifyOptions::default(),
-    )
-    .await
-    .expect("c1");
-    let c2 = certify(
-        &e.client,
-        &acct,
-        &ids,
-        &e.solver,
-        &CertifyOptions::default(),
-    )
-    .await
-    .expect("c2");
+    let c1 = e.certify(&acct, &ids).await.expect("c1");
+    let c2 = e.certify(&acct, &ids).await.expect("c2");
     let d1 = leaf_der(&c1.chain_pem);
     let d2 = leaf_der(&c2.chain_pem);
 
@@ -319,15 +299,7 @@ async fn renewal_info_and_replaces() {
     let e = env(CaConfig::new()).await;
     let acct = account(&e).await;
     let ids = [Identifier::dns("ari.test")];
-    let c1 = certify(
-        &e.client,
-        &acct,
-        &ids,
-        &e.solver,
-        &CertifyOptions::default(),
-    )
-    .await
-    .expect("c1");
+    let c1 = e.certify(&acct, &ids).await.expect("c1");
     let id = cert_id(&leaf_der(&c1.chain_pem));
     let (info, retry) = e
         .client
@@ -359,10 +331,11 @@ async fn renewal_info_and_replaces() {
         replaces: Some(id.to_string()),
         ..Default::default()
     };
-    certify(&e.client, &acct, &ids, &e.solver, &opts)
+    e.certify_with(&acct, &ids, &opts)
         .await
         .expect("replacement");
-    let err = certify(&e.client, &acct, &ids, &e.solver, &opts)
+    let err = e
+        .certify_with(&acct, &ids, &opts)
         .await
         .expect_err("replaced twice");
     assert_eq!(
@@ -380,9 +353,7 @@ async fn profiles_set_the_lifetime() {
         profile: Some("shortlived".into()),
         ..Default::default()
     };
-    let cert = certify(&e.client, &acct, &ids, &e.solver, &opts)
-        .await
-        .expect("certify");
+    let cert = e.certify_with(&acct, &ids, &opts).await.expect("certify");
     let der = leaf_der(&cert.chain_pem);
     let (_, c) = x509_parser::parse_x509_certificate(&der).expect("parse");
     let life = c.validity().not_after.to_datetime() - c.validity().not_before.to_datetime();
@@ -391,7 +362,8 @@ async fn profiles_set_the_lifetime() {
         profile: Some("nope".into()),
         ..Default::default()
     };
-    let err = certify(&e.client, &acct, &ids, &e.solver, &opts)
+    let err = e
+        .certify_with(&acct, &ids, &opts)
         .await
         .expect_err("unknown profile");
     assert_eq!(
@@ -404,15 +376,10 @@ async fn profiles_set_the_lifetime() {
 async fn short_lifetimes_work() {
     let e = env(CaConfig::new().cert_lifetime(std::time::Duration::from_secs(3600))).await;
     let acct = account(&e).await;
-    let cert = certify(
-        &e.client,
-        &acct,
-        &[Identifier::dns("hour.test")],
-        &e.solver,
-        &CertifyOptions::default(),
-    )
-    .await
-    .expect("certify");
+    let cert = e
+        .certify(&acct, &[Identifier::dns("hour.test")])
+        .await
+        .expect("certify");
     let der = leaf_der(&cert.chain_pem);
     let (_, c) = x509_parser::parse_x509_certificate(&der).expect("parse");
     let life = c.validity().not_after.to_datetime() - c.validity().not_before.to_datetime();
@@ -445,15 +412,10 @@ async fn deactivated_account_is_refused() {
         .await
         .expect("deactivate");
     assert_eq!(a.status, site_encrypt_proto::AccountStatus::Deactivated);
-    let err = certify(
-        &e.client,
-        &acct,
-        &[Identifier::dns("x.test")],
-        &e.solver,
-        &CertifyOptions::default(),
-    )
-    .await
-    .expect_err("deactivated");
+    let err = e
+        .certify(&acct, &[Identifier::dns("x.test")])
+        .await
+        .expect_err("deactivated");
     assert_eq!(
         err.problem().expect("problem").kind,
         ProblemType::Unauthorized
@@ -464,15 +426,9 @@ async fn deactivated_account_is_refused() {
 async fn badnonce_is_retried() {
     let e = env(CaConfig::new().nonce_reject_percent(50)).await;
     let acct = account(&e).await;
-    certify(
-        &e.client,
-        &acct,
-        &[Identifier::dns("nonce.test")],
-        &e.solver,
-        &CertifyOptions::default(),
-    )
-    .await
-    .expect("certify despite badNonce");
+    e.certify(&acct, &[Identifier::dns("nonce.test")])
+        .await
+        .expect("certify despite badNonce");
 }
 
 #[tokio::test]
