@@ -400,6 +400,13 @@ fn own_account(a: &Authed, id: &str) -> Result<(), AcmeError> {
     }
 }
 
+/// An account object with its URL in `Location`.
+fn account_response(base: &str, id: &str, a: &AccountRec, status: StatusCode) -> Response {
+    Resp::json(status, &account_json(base, id, a))
+        .location(format!("{base}/acct/{id}"))
+        .into_response()
+}
+
 fn account_json(base: &str, id: &str, a: &AccountRec) -> Account {
     Account {
         status: a.status.clone(),
@@ -443,10 +450,7 @@ async fn new_account(
     let mut db = app.db();
     if let Some(id) = db.by_thumbprint.get(&thumb).cloned() {
         let acct = &db.accounts[&id];
-        let json = account_json(&a.base, &id, acct);
-        return Ok(Resp::json(StatusCode::OK, &json)
-            .location(format!("{}/acct/{id}", a.base))
-            .into_response());
+        return Ok(account_response(&a.base, &id, acct, StatusCode::OK));
     }
     if req.only_return_existing {
         return Err(AcmeError::new(
@@ -479,13 +483,11 @@ async fn new_account(
         orders: Vec::new(),
         eab,
     };
-    let json = account_json(&a.base, &id, &rec);
+    let resp = account_response(&a.base, &id, &rec, StatusCode::CREATED);
     db.accounts.insert(id.clone(), rec);
     db.by_thumbprint.insert(thumb, id.clone());
     tracing::info!(account = %id, "created ACME account");
-    Ok(Resp::json(StatusCode::CREATED, &json)
-        .location(format!("{}/acct/{id}", a.base))
-        .into_response())
+    Ok(resp)
 }
 
 async fn account(
@@ -525,10 +527,7 @@ async fn account(
             )));
         }
     }
-    let json = account_json(&a.base, &id, acct);
-    Ok(Resp::json(StatusCode::OK, &json)
-        .location(format!("{}/acct/{id}", a.base))
-        .into_response())
+    Ok(account_response(&a.base, &id, acct, StatusCode::OK))
 }
 
 async fn account_orders(
@@ -1251,10 +1250,7 @@ async fn key_change(
         .ok_or_else(|| not_found("account"))?;
     acct.jwk = new_key;
     tracing::info!(account = %id, "account key changed");
-    let json = account_json(&a.base, &id, acct);
-    Ok(Resp::json(StatusCode::OK, &json)
-        .location(account_url)
-        .into_response())
+    Ok(account_response(&a.base, &id, acct, StatusCode::OK))
 }
 
 /// How long a challenge response waits for its validation to finish before
