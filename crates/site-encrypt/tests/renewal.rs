@@ -276,24 +276,16 @@ async fn backup_restores_without_certifying_and_the_hook_fires_once_per_certific
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("backup/certs.tgz"))
-            .expect("backup")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
-        let key = std::fs::metadata(dir.path().join("certs/current/key.pem"))
-            .expect("key")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(key, 0o600);
-        let folder = std::fs::metadata(dir.path().join("certs"))
-            .expect("dir")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(folder, 0o700);
+        let mode = |rel: &str| {
+            std::fs::metadata(dir.path().join(rel))
+                .unwrap_or_else(|e| panic!("{rel}: {e}"))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("backup/certs.tgz"), 0o600);
+        assert_eq!(mode("certs/current/key.pem"), 0o600);
+        assert_eq!(mode("certs"), 0o700);
     }
     c.stop().await;
     drop(c);
