@@ -827,7 +827,7 @@ async fn finalize(
         (csr, identifiers, lifetime)
     };
     let job = Issuance {
-        order: id,
+        order: id.clone(),
         account: a.account_id().to_owned(),
         csr,
         identifiers,
@@ -835,19 +835,17 @@ async fn finalize(
     };
     let delay = app.cfg.issuance_delay;
     if delay.is_zero() {
-        let id = job.order.clone();
         issue(&app, job)?;
-        return Ok(order_response(&app.db(), &a.base, &id, StatusCode::OK));
+    } else {
+        // Testing aid: answer `processing` now and issue later, as CAs that
+        // issue asynchronously do. A failure is recorded on the order, where
+        // the client will read it.
+        let app = app.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = issue(&app, job);
+        });
     }
-    // Testing aid: answer `processing` now and issue later, as CAs that
-    // issue asynchronously do.
-    let id = job.order.clone();
-    let app2 = app.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        // A failure is recorded on the order, where the client will read it.
-        let _ = issue(&app2, job);
-    });
     Ok(order_response(&app.db(), &a.base, &id, StatusCode::OK))
 }
 
@@ -1050,9 +1048,7 @@ async fn challenge(
             // A validation delay is there to exercise the client's polling;
             // without one, a loopback validation takes well under a
             // millisecond, so the response waits briefly for its outcome.
-            if app.cfg.validation_delay.is_zero() {
-                finished = Some(done_rx);
-            }
+            finished = app.cfg.validation_delay.is_zero().then_some(done_rx);
         }
         (zid, finished)
     };
